@@ -1,0 +1,51 @@
+# The two commands a user needs: `make run` and `make test`. Everything else is a convenience for developers.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+PRESET ?= release
+
+.PHONY: all setup build run test unit-test format format-check asan fuzz bench clean
+
+all: build
+
+setup:
+	@scripts/setup
+
+build/$(PRESET)/build.ninja:
+	cmake --preset $(PRESET) > /dev/null
+
+build: build/$(PRESET)/build.ninja
+	cmake --build --preset $(PRESET) -j $(JOBS)
+	@ln -sfn $(PRESET)/loom build/loom
+
+# Until the server and the demo model land, run shows what the binary can do.
+run: setup build
+	build/loom --help
+
+test: setup format-check build
+	ctest --preset $(PRESET) -j $(JOBS)
+	@scripts/fuzz_smoke
+
+unit-test: build
+	ctest --preset $(PRESET) -j $(JOBS)
+
+format:
+	@git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format -i
+
+format-check:
+	@git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs -r clang-format --dry-run --Werror
+	@echo "format: clean"
+
+asan:
+	cmake --preset asan > /dev/null
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan -j $(JOBS)
+
+fuzz:
+	cmake --preset fuzz > /dev/null
+	cmake --build --preset fuzz -j $(JOBS)
+
+bench: build
+	@scripts/bench
+
+clean:
+	rm -rf build

@@ -1,0 +1,12 @@
+#pragma once
+// Each `loom <command>` lives in its own file and adds itself to the application here. A command's callback returns
+// the process exit code through `exit_code`; errors thrown as loom::Error are reported by main().
+
+#include <CLI/CLI.hpp>
+
+namespace loom::cli {
+
+// Set by the chosen subcommand's callback; main() returns it.
+extern int exit_code;
+
+}  // namespace loom::cli
