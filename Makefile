@@ -29,7 +29,7 @@ unit-test: build
 	ctest --preset $(PRESET) -j $(JOBS)
 
 format:
-	@git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format -i
+	@git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs -r clang-format -i
 
 format-check:
 	@git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs -r clang-format --dry-run --Werror

@@ -24,12 +24,12 @@ enum class DType : uint8_t {
   kI64,
   kU64,
   kC64,
-  kF8E4M3,      // OCP FP8 E4M3 "FN": no infinities, 0x7F/0xFF are NaN, max 448
+  kF8E4M3,  // OCP FP8 E4M3 "FN": no infinities, 0x7F/0xFF are NaN, max 448
   kF8E5M2,
-  kF8E8M0,      // exponent-only scale (MX formats)
+  kF8E8M0,  // exponent-only scale (MX formats)
   kF8E4M3FNUZ,
   kF8E5M2FNUZ,
-  kF4,          // FP4 E2M1, two per byte; shapes count elements
+  kF4,  // FP4 E2M1, two per byte; shapes count elements
   kF6E2M3,
   kF6E3M2,
 };

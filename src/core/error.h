@@ -2,11 +2,11 @@
 // The one exception type loom throws across room boundaries. The kind decides how a boundary reports it: the server
 // maps kinds to HTTP status codes and API envelopes, the CLI prints the message and exits non-zero.
 
+#include <fmt/format.h>
+
 #include <stdexcept>
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 namespace loom {
 

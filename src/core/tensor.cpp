@@ -66,7 +66,8 @@ Tensor Tensor::adopt(DType dtype, Shape shape, std::shared_ptr<void> storage, De
 int64_t Tensor::dim(int axis) const {
   const int r = rank();
   const int index = axis < 0 ? axis + r : axis;
-  if (index < 0 || index >= r) fail(ErrorKind::kInternal, "axis {} out of range for shape {}", axis, shape_string(shape_));
+  if (index < 0 || index >= r)
+    fail(ErrorKind::kInternal, "axis {} out of range for shape {}", axis, shape_string(shape_));
   return shape_[static_cast<size_t>(index)];
 }
 

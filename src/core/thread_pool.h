@@ -41,7 +41,7 @@ class ThreadPool {
   int64_t count_ = 0;
   int64_t chunk_ = 1;
   int64_t next_ = 0;
-  int pending_ = 0;   // workers that have not finished the current job
+  int pending_ = 0;  // workers that have not finished the current job
   uint64_t generation_ = 0;
   bool stopping_ = false;
 };

@@ -6,9 +6,10 @@ namespace loom {
 namespace {
 
 TEST(DType, NamesRoundTrip) {
-  for (std::string_view name : {"BOOL", "U8", "I8", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64",
-                                "U64", "C64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F4",
-                                "F6_E2M3", "F6_E3M2"}) {
+  for (std::string_view name :
+       {"BOOL",    "U8",          "I8",          "I16", "U16",     "F16",    "BF16",    "I32",
+        "U32",     "F32",         "F64",         "I64", "U64",     "C64",    "F8_E4M3", "F8_E5M2",
+        "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F4",  "F6_E2M3", "F6_E3M2"}) {
     const auto dtype = dtype_from_name(name);
     ASSERT_TRUE(dtype.has_value()) << name;
     EXPECT_EQ(dtype_name(*dtype), name);

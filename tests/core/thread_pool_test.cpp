@@ -24,7 +24,8 @@ TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
 TEST(ThreadPool, RespectsMinimumChunk) {
   ThreadPool pool(3);
   std::atomic<int> calls = 0;
-  pool.parallel_for(10, [&](int64_t, int64_t) { calls++; }, 100);
+  pool.parallel_for(
+      10, [&](int64_t, int64_t) { calls++; }, 100);
   EXPECT_EQ(calls.load(), 1);
 }
 
