@@ -422,7 +422,14 @@ Value Interpreter::apply_filter(const std::string& name, const Value& input, con
     return get_attr(input, attribute->str());
   }
   if (name == "wordcount") {
-    return Value(static_cast<int64_t>(py_split(input.str(), nullptr, -1).size()));
+    int64_t words = 0;
+    bool in_word = false;
+    for (char32_t c : decode_utf8(input.str())) {
+      const bool word_char = py_isalpha(c) || py_isdigit(c) || c == '_';  // the regex class \w
+      if (word_char && !in_word) ++words;
+      in_word = word_char;
+    }
+    return Value(words);
   }
   render_fail(fmt::format("no filter named '{}'", name));
 }

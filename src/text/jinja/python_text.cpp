@@ -246,10 +246,7 @@ static std::vector<std::string> split_whitespace(std::string_view text, int64_t 
     while (i < cps.size() && py_isspace(cps[i])) ++i;
     if (i >= cps.size()) break;
     if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) >= maxsplit) {
-      size_t end = cps.size();
-      while (end > i && py_isspace(cps[end - 1])) --end;
-      std::vector<char32_t> rest(cps.begin() + static_cast<std::ptrdiff_t>(i),
-                                 cps.begin() + static_cast<std::ptrdiff_t>(end));
+      std::vector<char32_t> rest(cps.begin() + static_cast<std::ptrdiff_t>(i), cps.end());
       if (reverse) std::reverse(rest.begin(), rest.end());
       parts.push_back(encode_utf8(rest));
       break;
