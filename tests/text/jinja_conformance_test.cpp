@@ -50,12 +50,10 @@ std::string template_source(const std::string& path) {
   return text;
 }
 
-// Runs the Python reference and returns its cases.
-Json reference_cases(const std::vector<std::string>& templates, int random_count, int seed) {
-  std::string command = "cd '" + kRoot.string() + "' && /usr/bin/python3 tools/reference/render_templates.py";
-  command += " --conversations tests/golden/templates/conversations.json";
-  command += " --random " + std::to_string(random_count) + " --seed " + std::to_string(seed) + " --templates";
-  for (const auto& t : templates) command += " '" + t + "'";
+// Runs the Python reference with `arguments` and returns its cases.
+Json run_reference(const std::string& arguments) {
+  const std::string command =
+      "cd '" + kRoot.string() + "' && /usr/bin/python3 tools/reference/render_templates.py " + arguments;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return Json();
   std::string output;
@@ -71,7 +69,10 @@ TEST(JinjaConformance, TemplatesMatchPythonJinja2) {
   ASSERT_GE(templates.size(), 8u);
   const char* seed_env = std::getenv("LOOM_JINJA_SEED");
   const int seed = seed_env != nullptr ? std::atoi(seed_env) : 20250101;
-  const Json cases = reference_cases(templates, 300, seed);
+  std::string arguments = "--conversations tests/golden/templates/conversations.json --random 300 --seed " +
+                          std::to_string(seed) + " --templates";
+  for (const auto& t : templates) arguments += " '" + t + "'";
+  const Json cases = run_reference(arguments);
   ASSERT_TRUE(cases.is_array()) << "the Python reference (python3-jinja2) did not run";
 
   std::map<std::string, Template> parsed;
@@ -102,6 +103,30 @@ TEST(JinjaConformance, TemplatesMatchPythonJinja2) {
   EXPECT_EQ(mismatches, 0) << "of " << cases.size() << " cases";
   // Each template must render successfully on at least 40 conversations, so the comparison means something.
   for (const auto& path : templates) EXPECT_GE(rendered[path], 40) << path;
+}
+
+// Small templates covering each supported feature and error case, rendered by both.
+TEST(JinjaConformance, SnippetsMatchPythonJinja2) {
+  const Json cases = run_reference("--snippets tests/golden/templates/snippets.json");
+  ASSERT_TRUE(cases.is_array()) << "the Python reference (python3-jinja2) did not run";
+  ASSERT_GE(cases.size(), 100u);
+  for (const auto& c : cases) {
+    const std::string source = c.at("source");
+    std::string output;
+    std::string error;
+    try {
+      output = Template::parse(source).render(c.at("context"));
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    if (c.at("ok")) {
+      EXPECT_EQ(error, "") << "source: " << source;
+      EXPECT_EQ(output, c.at("output").get<std::string>()) << "source: " << source;
+    } else {
+      EXPECT_NE(error, "") << "source: " << source << "\npython raised " << c.at("error").dump() << "\nloom rendered "
+                           << Json(output).dump();
+    }
+  }
 }
 
 }  // namespace

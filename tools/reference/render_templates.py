@@ -13,6 +13,7 @@ Writes one JSON document to stdout: {"cases": [{"template": name, "context": {..
 Usage:
   /usr/bin/python3 tools/reference/render_templates.py --templates T1.jinja T2 tokenizer_config.json ... \
       [--conversations tests/golden/templates/conversations.json] [--random N --seed S]
+  /usr/bin/python3 tools/reference/render_templates.py --snippets tests/golden/templates/snippets.json
 
 A template argument is a .jinja file, or a tokenizer_config.json whose "chat_template" field is used. Conversation
 files hold a JSON list of render contexts (messages, tools, add_generation_prompt, bos_token, eos_token, extra
@@ -157,7 +158,8 @@ def random_conversation(rng):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--templates", nargs="+", required=True)
+    parser.add_argument("--templates", nargs="+", default=[])
+    parser.add_argument("--snippets", help="JSON list of {source, context}: small templates rendered one by one")
     parser.add_argument("--conversations", action="append", default=[])
     parser.add_argument("--random", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
@@ -181,6 +183,18 @@ def main():
                 case["output"] = template.render(**context)
                 case["ok"] = True
             except Exception as e:  # any failure must also be a failure in loom
+                case["ok"] = False
+                case["error"] = type(e).__name__ + ": " + str(e)
+            cases.append(case)
+    if args.snippets:
+        with open(args.snippets, encoding="utf-8") as f:
+            snippets = json.load(f)
+        for snippet in snippets:
+            case = {"source": snippet["source"], "context": snippet.get("context", {})}
+            try:
+                case["output"] = env.from_string(snippet["source"]).render(**case["context"])
+                case["ok"] = True
+            except Exception as e:
                 case["ok"] = False
                 case["error"] = type(e).__name__ + ": " + str(e)
             cases.append(case)

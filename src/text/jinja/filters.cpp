@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -36,6 +37,16 @@ std::optional<int64_t> parse_int(const std::string& text, int base) {
   if (digits.empty()) return std::nullopt;
   size_t start = (digits[0] == '+' || digits[0] == '-') ? 1 : 0;
   if (start >= digits.size()) return std::nullopt;
+  // A 0x / 0o / 0b prefix is accepted when it matches the base (or base 0 picks it).
+  if (digits.size() > start + 2 && digits[start] == '0') {
+    const char p = static_cast<char>(std::tolower(static_cast<unsigned char>(digits[start + 1])));
+    const int prefixed = p == 'x' ? 16 : p == 'o' ? 8 : p == 'b' ? 2 : 0;
+    if (prefixed != 0 && (base == prefixed || base == 0)) {
+      digits.erase(start, 2);
+      base = prefixed;
+    }
+  }
+  if (base == 0) base = 10;
   for (size_t i = start; i < digits.size(); ++i) {
     const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(digits[i])));
     const int d = std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (c >= 'a' && c <= 'z') ? c - 'a' + 10 : 99;

@@ -1,6 +1,7 @@
 #include "text/jinja/lexer.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
@@ -241,6 +242,31 @@ class Lexer {
   }
 
   size_t lex_number(size_t pos) {
+    if (src_[pos] == '0' && pos + 1 < src_.size()) {
+      const char p = static_cast<char>(src_[pos + 1] | 0x20);
+      const int base = p == 'x' ? 16 : p == 'o' ? 8 : p == 'b' ? 2 : 0;
+      if (base != 0) {
+        size_t end = pos + 2;
+        std::string digits;
+        while (end < src_.size()) {
+          const char c = static_cast<char>(src_[end] | 0x20);
+          const int d = is_digit(src_[end]) ? src_[end] - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+          if (src_[end] == '_') {
+            ++end;
+            continue;
+          }
+          if (d < 0 || d >= base) break;
+          digits += src_[end++];
+        }
+        if (digits.empty()) error(pos, "invalid integer literal");
+        Token token{TokenType::kInt, src_.substr(pos, end - pos), position_line(pos), position_column(pos)};
+        errno = 0;
+        token.int_value = std::strtoll(digits.c_str(), nullptr, base);
+        if (errno == ERANGE) error(pos, "integer literal out of range");
+        tokens_.push_back(std::move(token));
+        return end;
+      }
+    }
     auto digits = [&](size_t p) {  // (\d+_)*\d+
       size_t q = p;
       while (q < src_.size() &&

@@ -68,6 +68,11 @@ bool Interpreter::apply_test(const std::string& name, const Value& v, const Call
     if (v.is_list() || v.is_string()) return false;
     return equals(v, other);
   }
+  if ((name == "odd" || name == "even") && v.is_float()) {
+    double m = std::fmod(v.as_float(), 2.0);
+    if (m < 0) m += 2.0;
+    return name == "odd" ? m == 1.0 : m == 0.0;
+  }
   if (name == "odd") return (integer_for_parity(v) % 2) != 0;
   if (name == "even") return (integer_for_parity(v) % 2) == 0;
   if (name == "divisibleby") {
