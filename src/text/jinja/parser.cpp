@@ -568,6 +568,8 @@ class Parser {
       const Token& attr = current();
       if (attr.type == TokenType::kName) {
         auto e = make(Expr::Kind::kGetAttr, attr);
+        e->line = node->line;
+        e->column = node->column;
         e->name = advance().value;
         e->children.push_back(std::move(node));
         return e;
@@ -602,6 +604,8 @@ class Parser {
     if (!is_slice && parts[0] == nullptr) error(current(), "expected a subscript");
     expect_op("]");
     auto e = make(is_slice ? Expr::Kind::kSlice : Expr::Kind::kGetItem, at);
+    e->line = node->line;
+    e->column = node->column;
     e->children.push_back(std::move(node));
     for (auto& p : parts) e->children.push_back(std::move(p));
     return e;
@@ -629,6 +633,8 @@ class Parser {
 
   ExprPtr parse_call(ExprPtr node) {
     auto e = make(Expr::Kind::kCall, current());
+    e->line = node->line;
+    e->column = node->column;
     e->children.push_back(std::move(node));
     parse_args(*e);
     return e;
