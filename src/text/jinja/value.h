@@ -27,28 +27,8 @@ class Value;
 class Interpreter;
 using List = std::vector<Value>;
 
-// An insertion-ordered mapping with Python key equality (1 == 1.0 == True).
-class Dict {
- public:
-  const Value* find(const Value& key) const;
-  const Value* find(std::string_view key) const;
-  void set(Value key, Value value);
-  const std::vector<std::pair<Value, Value>>& items() const { return items_; }
-  size_t size() const { return items_.size(); }
-
- private:
-  std::vector<std::pair<Value, Value>> items_;
-};
-
-struct CallArgs {
-  std::vector<Value> positional;
-  std::vector<std::pair<std::string, Value>> keyword;
-
-  // The argument at `index` or named `name`, or nullptr; Python-style binding for builtins.
-  const Value* get(size_t index, std::string_view name) const;
-  // Fails when more than `max_positional` positional arguments, or an unknown keyword, were passed.
-  void check(std::string_view function, size_t max_positional, std::initializer_list<std::string_view> names) const;
-};
+class Dict;
+struct CallArgs;
 
 using NativeFunction = std::function<Value(const CallArgs&, Interpreter&)>;
 
@@ -126,6 +106,29 @@ class Value {
   std::shared_ptr<const List> list_;
   std::shared_ptr<Dict> dict_;
   std::shared_ptr<const Callable> callable_;
+};
+
+// An insertion-ordered mapping with Python key equality (1 == 1.0 == True).
+class Dict {
+ public:
+  const Value* find(const Value& key) const;
+  const Value* find(std::string_view key) const;
+  void set(Value key, Value value);
+  const std::vector<std::pair<Value, Value>>& items() const { return items_; }
+  size_t size() const { return items_.size(); }
+
+ private:
+  std::vector<std::pair<Value, Value>> items_;
+};
+
+struct CallArgs {
+  std::vector<Value> positional;
+  std::vector<std::pair<std::string, Value>> keyword;
+
+  // The argument at `index` or named `name`, or nullptr; Python-style binding for builtins.
+  const Value* get(size_t index, std::string_view name) const;
+  // Fails when more than `max_positional` positional arguments, or an unknown keyword, were passed.
+  void check(std::string_view function, size_t max_positional, std::initializer_list<std::string_view> names) const;
 };
 
 // Python ==.
