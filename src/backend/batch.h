@@ -20,10 +20,10 @@ struct SequenceSlice {
   int64_t token_count = 0;   // rows it owns: a prefill chunk, or 1 for a decode step
   int64_t kv_start = 0;      // tokens of this sequence already in the cache; row i is token kv_start + i
   // Cache blocks holding tokens [b·block_size, (b+1)·block_size) of this sequence, for every layer.
-  std::vector<int32_t> block_table;
+  std::vector<int32_t> block_table{};
   // Ranges attending to each other in both directions (Gemma image soft tokens at prefill), OR-ed onto the layer's
   // causal or sliding mask. A range must lie entirely within the cache once this step's keys are appended.
-  std::vector<TokenRange> bidirectional_spans;
+  std::vector<TokenRange> bidirectional_spans{};
 };
 
 struct Batch {

@@ -33,8 +33,9 @@ std::vector<float> layer_norm(std::span<const float> x, int64_t dim, std::span<c
 double activation(Activation act, double x);
 double softcap(double x, double cap);
 
-// RoPE from the spec by the reference's formula: per-axis angle tables, merged per variant, then
-// x·cos + rotate_half(x)·sin on each rotated block. x [tokens, heads, head_dim] in place; positions [axes, tokens].
+// RoPE from the spec by the reference's formula: per-axis angle tables (fp32 angles, as the reference's fp32 matmul
+// forms them), merged per variant, then x·cos + rotate_half(x)·sin on each rotated block in double. x [tokens, heads,
+// head_dim] in place; positions [axes, tokens].
 void rope(std::span<float> x, int64_t tokens, int64_t heads, const RopeSpec& spec, std::span<const int32_t> positions);
 
 // The mask as a predicate: may query token q (sequence index) see key token k?

@@ -24,9 +24,11 @@ void rotate_block(float* x, const std::vector<double>& freqs) {
   }
 }
 
+// The reference forms angles with an fp32 matmul of inv_freq and positions (one product each, rounded to fp32), then
+// takes cos/sin of that fp32 angle. Matching that rounding matters at large positions; cos/sin are exact here.
 std::vector<double> angles(const std::vector<float>& inv, double position) {
   std::vector<double> out;
-  for (float f : inv) out.push_back(position * static_cast<double>(f));
+  for (float f : inv) out.push_back(static_cast<float>(static_cast<float>(position) * f));
   return out;
 }
 
