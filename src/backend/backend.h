@@ -6,6 +6,9 @@
 // Shapes use T for the tokens of a step (rows of the packed batch), H / Hkv for query / key-value heads, D for
 // head_dim. Errors: a shape or dtype that does not match throws loom::Error(kInternal) starting with the op name
 // ("[rms_norm] …"); a weight format without a kernel throws kUnsupported.
+//
+// Ops may run data-parallel on an internal thread pool; call them from one thread per backend, never from inside a
+// task of that pool.
 
 #include <cstdint>
 #include <span>
@@ -54,7 +57,7 @@ class Backend {
   // Writes this step's k, v [T, Hkv, D] into the cache slots of each sequence (tokens kv_start … kv_start+count−1).
   virtual void kv_append(KvCache& cache, int layer, const Batch& batch, const Tensor& k, const Tensor& v) = 0;
   // out [T, H, D] = softmax(mask(q·kᵀ·scale)) · v over every cached key of each row's sequence; q [T, H, D].
-  // Call after kv_append of the same step. H must be a multiple of the layer's Hkv.
+  // Call after kv_append of the same step. H must be a multiple of the layer's Hkv; out must not alias q.
   virtual void attention(const Tensor& q, const KvCache& cache, int layer, const Batch& batch,
                          const AttentionSpec& spec, Tensor& out) = 0;
   // The same attention without a cache: q [T, H, D], k and v [T, Hkv, D]; `sequences` splits the rows into

@@ -19,6 +19,7 @@ enum class RopeKind : uint8_t {
                   // half rotate-half with θ^(-2i/c)
   kTwoDConcat,    // Qwen3-VL vision: f_i = θ^(-2i/(d/2)), i < d/4; pair j < d/4 takes row·f_j, pair d/4 + j takes
                   // col·f_j; rotate-half over d
+  // For the 2D kinds, positions are [x, y] for kTwoDHalves and [row, col] for kTwoDConcat (axis 0 first).
   kMropeInterleaved,  // Qwen3-VL text: default frequencies; pair i takes axis h when i%3==1 and i < 3·section[1],
                       // axis w when i%3==2 and i < 3·section[2], axis t otherwise
 };
