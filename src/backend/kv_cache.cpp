@@ -64,16 +64,20 @@ size_t KvCache::block_offset(int layer, int32_t block) const {
 }
 
 float* KvCache::keys(int layer, int32_t block) {
-  return keys_[static_cast<size_t>(layer)].data_as<float>() + block_offset(layer, block);
+  const size_t offset = block_offset(layer, block);  // validates layer and block before indexing
+  return keys_[static_cast<size_t>(layer)].data_as<float>() + offset;
 }
 float* KvCache::values(int layer, int32_t block) {
-  return values_[static_cast<size_t>(layer)].data_as<float>() + block_offset(layer, block);
+  const size_t offset = block_offset(layer, block);  // validates layer and block before indexing
+  return values_[static_cast<size_t>(layer)].data_as<float>() + offset;
 }
 const float* KvCache::keys(int layer, int32_t block) const {
-  return keys_[static_cast<size_t>(layer)].data_as<float>() + block_offset(layer, block);
+  const size_t offset = block_offset(layer, block);  // validates layer and block before indexing
+  return keys_[static_cast<size_t>(layer)].data_as<float>() + offset;
 }
 const float* KvCache::values(int layer, int32_t block) const {
-  return values_[static_cast<size_t>(layer)].data_as<float>() + block_offset(layer, block);
+  const size_t offset = block_offset(layer, block);  // validates layer and block before indexing
+  return values_[static_cast<size_t>(layer)].data_as<float>() + offset;
 }
 
 }  // namespace loom::backend
