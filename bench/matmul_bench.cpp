@@ -1,0 +1,126 @@
+// Matmul on the CPU backend, measured against a reference in the same run (DESIGN.md §7):
+//  - GEMV decode (1 activation row) on weights larger than the caches: GB/s of weight bytes read, next to a
+//    multithreaded memcpy of the same number of bytes (STREAM "copy": bytes read + written), and their ratio;
+//  - GEMM prefill: loom's matmul against a plain OpenBLAS sgemm on f32 weights of the same shape.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+
+namespace {
+
+using loom::DType;
+using loom::Tensor;
+
+loom::weights::Weight make_weight(DType dtype, int64_t rows, int64_t cols) {
+  loom::weights::Weight w;
+  w.rows = rows;
+  w.cols = cols;
+  w.values = Tensor::zeros(dtype, {rows, cols});
+  std::mt19937 rng(1);
+  if (dtype == DType::kF32) {
+    std::uniform_real_distribution<float> dist(-1, 1);
+    for (float& v : w.values.span<float>()) v = dist(rng);
+  } else {
+    // Normal bf16/f16 numbers in a modest range: 0x3800..0x3bff (f16 ~0.5..1), 0x3f00.. (bf16 ~0.5..1).
+    const uint16_t base = dtype == DType::kF16 ? 0x3800 : 0x3f00;
+    for (uint16_t& v : w.values.span<uint16_t>()) v = static_cast<uint16_t>(base | (rng() & 0x3ff));
+  }
+  return w;
+}
+
+// Seconds for the best of `reps` runs of f.
+template <typename F>
+double best_seconds(int reps, F&& f) {
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+// STREAM-style copy bandwidth of `bytes` bytes, split over the same pool the GEMV uses.
+double copy_gbps(size_t bytes) {
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  loom::ThreadPool& pool = loom::ThreadPool::global();
+  const int64_t chunk = 1 << 20;
+  const int64_t chunks = static_cast<int64_t>((bytes + chunk - 1) / chunk);
+  const double seconds = best_seconds(5, [&] {
+    pool.parallel_for(chunks, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const size_t at = static_cast<size_t>(i * chunk);
+        std::memcpy(dst.data() + at, src.data() + at, std::min<size_t>(chunk, bytes - at));
+      }
+    });
+    benchmark::DoNotOptimize(dst.data());
+  });
+  return 2.0 * static_cast<double>(bytes) / seconds / 1e9;  // read + write
+}
+
+void BM_GemvDecode(benchmark::State& state) {
+  const DType dtype = state.range(0) == 0 ? DType::kF32 : state.range(0) == 1 ? DType::kBF16 : DType::kF16;
+  const int64_t rows = 8192, cols = 4096;
+  const auto w = make_weight(dtype, rows, cols);
+  Tensor x = Tensor::zeros(DType::kF32, {1, cols});
+  for (float& v : x.span<float>()) v = 0.001f;
+  Tensor out = Tensor::zeros(DType::kF32, {1, rows});
+  loom::backend::cpu::CpuBackend backend;
+  const auto bytes = static_cast<double>(w.values.bytes());
+  for (auto _ : state) {
+    backend.matmul(x, w, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double gemv = bytes * static_cast<double>(state.iterations()) / 1e9;
+  state.counters["weight_GBps"] = benchmark::Counter(gemv, benchmark::Counter::kIsRate);
+  const double copy = copy_gbps(static_cast<size_t>(bytes));
+  state.counters["copy_GBps"] = copy;
+  // Computed from the loop's own mean time, so the ratio is in the same run as the copy.
+  state.counters["ratio_vs_copy"] = benchmark::Counter(gemv / copy, benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(loom::dtype_name(dtype)));
+}
+BENCHMARK(BM_GemvDecode)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_GemmPrefill(benchmark::State& state) {
+  const DType dtype = state.range(0) == 0 ? DType::kF32 : DType::kBF16;
+  const int64_t n = state.range(1), rows = 4096, cols = 4096;
+  const auto w = make_weight(dtype, rows, cols);
+  const auto w32 = make_weight(DType::kF32, rows, cols);
+  Tensor x = Tensor::zeros(DType::kF32, {n, cols});
+  for (float& v : x.span<float>()) v = 0.001f;
+  Tensor out = Tensor::zeros(DType::kF32, {n, rows});
+  loom::backend::cpu::CpuBackend backend;
+  for (auto _ : state) {
+    backend.matmul(x, w, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double flops = 2.0 * static_cast<double>(n * rows * cols);
+  state.counters["GFLOPs"] =
+      benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  const double sgemm = best_seconds(3, [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(rows),
+                static_cast<int>(cols), 1.0f, x.data_as<float>(), static_cast<int>(cols), w32.values.data_as<float>(),
+                static_cast<int>(cols), 0.0f, out.data_as<float>(), static_cast<int>(rows));
+  });
+  state.counters["sgemm_GFLOPs"] = flops / sgemm / 1e9;
+  // loom GFLOP/s ÷ sgemm GFLOP/s = iterations · t_sgemm / elapsed.
+  state.counters["ratio_vs_sgemm"] = benchmark::Counter(sgemm, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(loom::dtype_name(dtype)));
+}
+BENCHMARK(BM_GemmPrefill)
+    ->Args({0, 128})
+    ->Args({1, 128})
+    ->Args({1, 512})
+    ->Args({1, 8})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

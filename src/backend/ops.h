@@ -1,0 +1,39 @@
+#pragma once
+// Option types shared by the Backend contract and its implementations: how a norm uses its weight, which activation,
+// which attention mask. Plain data with designated-initializer friendly defaults.
+
+#include <cstdint>
+
+namespace loom::backend {
+
+enum class NormWeight : uint8_t {
+  kNone,     // x · rsqrt(mean(x²) + eps)                     (Gemma 4 v_norm, embed_vision)
+  kScale,    // x · rsqrt(mean(x²) + eps) · w                 (Gemma 4, Qwen)
+  kOnePlus,  // x · rsqrt(mean(x²) + eps) · (1 + w)           (Gemma 3: weights stored as offsets from 1)
+};
+
+struct RmsNormSpec {
+  float eps = 1e-6f;
+  NormWeight weight = NormWeight::kScale;
+};
+
+enum class Activation : uint8_t {
+  kGeluTanh,  // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))  (gelu_pytorch_tanh)
+  kGeluErf,   // 0.5·x·(1 + erf(x/√2))                       (exact GELU: Qwen3-VL merger)
+  kSilu,      // x·sigmoid(x)
+};
+
+enum class MaskKind : uint8_t {
+  kCausal,   // key k visible from query q when k ≤ q
+  kSliding,  // k ≤ q and k > q − window
+  kFull,     // every key of the sequence (vision encoders)
+};
+
+struct AttentionSpec {
+  float scale = 1.0f;  // multiplies q·k before the softcap and softmax
+  MaskKind mask = MaskKind::kCausal;
+  int64_t window = 0;       // kSliding only
+  float logit_softcap = 0;  // > 0: logits become c·tanh(logits/c)
+};
+
+}  // namespace loom::backend
