@@ -57,6 +57,15 @@ Tokenizer Tokenizer::load(const std::string& dir) {
 }
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json, std::string_view what) {
+  try {
+    return build(tokenizer_json, config_json, what);
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong JSON type deep inside a component.
+    fail(ErrorKind::kInvalidFile, "{}: {}", what, e.what());
+  }
+}
+
+Tokenizer Tokenizer::build(std::string_view tokenizer_json, std::string_view config_json, std::string_view what) {
   Tokenizer t;
   TokenizerFile file = parse_tokenizer_file(tokenizer_json, what);
   const auto& root = file.root;

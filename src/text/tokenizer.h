@@ -53,6 +53,7 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  static Tokenizer build(std::string_view tokenizer_json, std::string_view config_json, std::string_view what);
 
   std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
