@@ -7,7 +7,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace loom::text {
@@ -17,28 +16,27 @@ struct TokenizerFile;
 // token <-> id of a model's own vocabulary.
 class Vocab {
  public:
+  static constexpr std::int32_t kMaxId = (1 << 22) - 1;  // real vocabularies stay well below a million
+
   // Throws loom::Error(kInvalidFile) naming `what` on a duplicate id.
   void add(std::string token, std::int32_t id, std::string_view what);
-  void reserve(std::size_t n) {
-    ids_.reserve(n);
-    tokens_.reserve(n);
-    present_.reserve(n);
-  }
-  std::optional<std::int32_t> find(std::string_view token) const {
-    const auto it = ids_.find(token);
-    return it == ids_.end() ? std::nullopt : std::optional<std::int32_t>(it->second);
-  }
+  void reserve(std::size_t n);
+  std::optional<std::int32_t> find(std::string_view token) const;
   const std::string* token(std::int32_t id) const {
     return id >= 0 && static_cast<std::size_t>(id) < tokens_.size() && present_[id] ? &tokens_[id] : nullptr;
   }
   std::size_t size() const { return tokens_.size(); }  // one past the largest id
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  // token -> id as open addressing over the token table: one probe array of (hash, id), strings stored once.
+  struct Slot {
+    std::uint32_t hash = 0;
+    std::int32_t id = -1;
   };
-  std::unordered_map<std::string, std::int32_t, Hash, std::equal_to<>> ids_;
+  void grow();
+
+  std::vector<Slot> slots_;
+  std::size_t used_ = 0;
   std::vector<std::string> tokens_;
   std::vector<bool> present_;
 };
