@@ -9,4 +9,7 @@ namespace loom::cli {
 // Set by the chosen subcommand's callback; main() returns it.
 extern int exit_code;
 
+// `loom info`: describe a snapshot (info_command.cpp).
+void register_info_command(CLI::App& app);
+
 }  // namespace loom::cli
