@@ -196,9 +196,10 @@ class Report {
     const int64_t cols = scales.shape.empty() ? 0 : scales.shape.back() * spec.group_size;
     const int64_t packed = t.shape.back();
     if (packed * 32 != cols * spec.bits) {
-      problems_.push_back(fmt::format("tensor '{}': packed width {} × 32 / {} bits != scales width {} × group {}",
-                                      t.name, packed, spec.bits, scales.shape.empty() ? 0 : scales.shape.back(),
-                                      spec.group_size));
+      problems_.push_back(fmt::format(
+          "tensor '{}': packed width {} holds {} {}-bit values per row but the scales cover {} ({} groups of {})",
+          t.name, packed, packed * 32 / spec.bits, spec.bits, cols, scales.shape.empty() ? 0 : scales.shape.back(),
+          spec.group_size));
     }
     return rows * cols;
   }
