@@ -103,7 +103,9 @@ class Report {
     json out;
     out["model"] = snapshot_.dir().string();
     out["architecture"] = snapshot_.architecture();
-    out["model_type"] = snapshot_.config().value("model_type", std::string());
+    const json& config = snapshot_.config();
+    out["model_type"] =
+        config.contains("model_type") && config["model_type"].is_string() ? config["model_type"] : json("");
     json files = json::array();
     for (const auto& f : snapshot_.files()) {
       files.push_back(
@@ -343,7 +345,7 @@ void register_info_command(CLI::App& app) {
     const Snapshot snapshot = Snapshot::open(options->model, Snapshot::Options{.lenient = true});
     const json report = Report(snapshot).build();
     if (options->json) {
-      std::fputs((report.dump(2) + "\n").c_str(), stdout);
+      std::fputs((report.dump(2, ' ', false, json::error_handler_t::replace) + "\n").c_str(), stdout);
     } else {
       print_text(report);
     }

@@ -1,3 +1,9 @@
+// GCC 12 reports a false -Wmaybe-uninitialized inside libstdc++'s <regex> at -O2 with sanitizers (the warning points
+// into std::function, which is included before <regex>, so it must be silenced before any include).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include "weights/quant_config.h"
 
 #include <fmt/format.h>
@@ -40,6 +46,15 @@ int read_int(const json& object, const char* key, int fallback, std::string_view
     fail(ErrorKind::kInvalidFile, "{}: \"{}\" must be an integer, got {}", where, key, value.dump());
   }
   return value.get<int>();
+}
+
+// A string field, or `fallback` when absent; a present field of another type is an error.
+std::string read_string(const json& object, const char* key, const std::string& fallback, std::string_view where) {
+  if (!object.contains(key) || object[key].is_null()) return fallback;
+  if (!object[key].is_string()) {
+    fail(ErrorKind::kInvalidFile, "{}: \"{}\" must be a string, got {}", where, key, object[key].dump());
+  }
+  return object[key].get<std::string>();
 }
 
 // An MLX spec dict: `mode` defaults to affine (even inside an mxfp4 model), group_size/bits to the mode's defaults.
@@ -97,7 +112,7 @@ HfQuantization parse_modelopt(const json& object, std::string_view where) {
   // hf_quant_config.json nests the fields under "quantization"; config.json's quantization_config has them flat.
   const json& fields =
       object.contains("quantization") && object["quantization"].is_object() ? object["quantization"] : object;
-  const std::string algo = fields.value("quant_algo", std::string());
+  const std::string algo = read_string(fields, "quant_algo", "", where);
   if (algo != "NVFP4") {
     fail(ErrorKind::kUnsupported, "{}: ModelOpt quant_algo \"{}\" is not supported (only NVFP4)", where, algo);
   }
@@ -117,12 +132,13 @@ HfQuantization parse_modelopt(const json& object, std::string_view where) {
 HfQuantization parse_compressed_tensors(const json& object, std::string_view where) {
   HfQuantization hf;
   hf.method = "compressed-tensors";
-  hf.format = object.value("format", std::string());
+  hf.format = read_string(object, "format", "", where);
   const json* weights = nullptr;
   if (object.contains("config_groups") && object["config_groups"].is_object()) {
     for (const auto& [name, group] : object["config_groups"].items()) {
       if (!group.is_object()) continue;
-      if (hf.format.empty() || hf.format == "mixed-precision") hf.format = group.value("format", hf.format);
+      if (hf.format.empty() || hf.format == "mixed-precision")
+        hf.format = read_string(group, "format", hf.format, where);
       if (weights == nullptr && group.contains("weights") && group["weights"].is_object()) weights = &group["weights"];
     }
   }
@@ -180,9 +196,9 @@ HfQuantization parse_hf(const json& object, std::string_view where) {
     HfQuantization hf;
     hf.kind = HfQuantKind::kBlockFp8;
     hf.method = method;
-    hf.format = object.value("fmt", std::string("e4m3"));
+    hf.format = read_string(object, "fmt", "e4m3", where);
     hf.bits = 8;
-    const json block = object.value("weight_block_size", json());
+    const json block = object.contains("weight_block_size") ? object["weight_block_size"] : json();
     if (!block.is_array() || block.size() != 2 || !block[0].is_number_integer() || !block[1].is_number_integer() ||
         block[0].get<int>() <= 0 || block[1].get<int>() <= 0) {
       fail(ErrorKind::kUnsupported, "{}: fp8 without weight_block_size [rows, cols] is not supported", where);

@@ -179,7 +179,7 @@ void Snapshot::load_template() {
       chat_template_ = value.get<std::string>();
     } else if (value.is_array()) {
       for (const json& entry : value) {
-        if (entry.is_object() && entry.value("name", std::string()) == "default" && entry.contains("template") &&
+        if (entry.is_object() && entry.contains("name") && entry["name"] == "default" && entry.contains("template") &&
             entry["template"].is_string()) {
           chat_template_ = entry["template"].get<std::string>();
         }

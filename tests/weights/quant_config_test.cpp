@@ -158,6 +158,8 @@ TEST(QuantConfig, UnknownMethodIsUnsupportedAndNamed) {
   EXPECT_EQ(error_of(R"({"quantization_config":{"quant_method":"gptq","bits":4}})"),
             "unsupported: config.json: \"quantization_config\": quant_method \"gptq\" is not supported");
   EXPECT_THAT(error_of(R"({"quantization_config":{"quant_method":4}})"), HasSubstr("quant_method must be a string"));
+  EXPECT_THAT(error_of(R"({"quantization_config":{"quant_method":"compressed-tensors","format":5}})"),
+              HasSubstr("invalid_file: config.json: \"quantization_config\": \"format\" must be a string, got 5"));
 }
 
 }  // namespace
