@@ -17,9 +17,10 @@ build: build/$(PRESET)/build.ninja
 	cmake --build --preset $(PRESET) -j $(JOBS)
 	@ln -sfn $(PRESET)/loom build/loom
 
-# Until the server and the demo model land, run shows what the binary can do.
+# Until the server and the demo model land, run shows what the binary can do on the bundled tiny snapshot.
 run: setup build
 	build/loom --help
+	build/loom info --model tests/golden/snapshots/tiny_gemma3
 
 test: setup format-check build
 	ctest --preset $(PRESET) -j $(JOBS)

@@ -9,6 +9,8 @@ namespace loom::cli {
 // Set by the chosen subcommand's callback; main() returns it.
 extern int exit_code;
 
+// `loom info`: describe a snapshot (info_command.cpp).
+void register_info_command(CLI::App& app);
 // `loom tokenize`: src/cli/tokenize_command.cpp.
 void register_tokenize_command(CLI::App& app);
 
