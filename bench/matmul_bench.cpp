@@ -1,7 +1,9 @@
 // Matmul on the CPU backend, measured against a reference in the same run (DESIGN.md §7):
 //  - GEMV decode (1 activation row) on weights larger than the caches: GB/s of weight bytes read, next to a
 //    multithreaded memcpy of the same number of bytes (STREAM "copy": bytes read + written), and their ratio;
-//  - GEMM prefill: loom's matmul against a plain OpenBLAS sgemm on f32 weights of the same shape.
+//  - GEMM prefill: loom's matmul against a plain OpenBLAS sgemm on f32 weights of the same shape;
+//  - quantized GEMV decode (affine-4/g64, affine-8/g64, mxfp4, mxfp8, nvfp4) on ≥ 64 MB of packed bytes: GB/s of
+//    packed bytes read (weights + scales + biases) next to the same copy, and their ratio.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "weights/quant/quantize.h"
 
 namespace {
 
@@ -86,6 +89,68 @@ void BM_GemvDecode(benchmark::State& state) {
   state.SetLabel(std::string(loom::dtype_name(dtype)));
 }
 BENCHMARK(BM_GemvDecode)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// A quantized weight of random codes and scales of realistic magnitude (a quantizer pass over 134M floats would
+// take longer than the benchmark and its speed does not depend on the values). E4M3 NaN codes are avoided.
+loom::weights::Weight make_quantized(const loom::weights::QuantSpec& spec, int64_t rows, int64_t cols) {
+  using loom::weights::QuantMode;
+  loom::weights::Weight w;
+  w.rows = rows;
+  w.cols = cols;
+  w.quant = spec;
+  const int64_t groups = cols / spec.group_size;
+  w.values = Tensor::zeros(DType::kU32, {rows, cols * spec.bits / 32});
+  std::mt19937 rng(2);
+  for (uint32_t& v : w.values.span<uint32_t>()) v = static_cast<uint32_t>(rng());
+  if (spec.mode == QuantMode::kMxfp8) {
+    auto* bytes = static_cast<uint8_t*>(w.values.data());
+    for (size_t i = 0; i < w.values.bytes(); ++i) bytes[i] = (bytes[i] & 0x7F) == 0x7F ? 0x7E : bytes[i];
+  }
+  if (spec.mode == QuantMode::kAffine) {
+    w.scales = Tensor::zeros(DType::kBF16, {rows, groups});
+    w.biases = Tensor::zeros(DType::kBF16, {rows, groups});
+    for (uint16_t& v : w.scales.span<uint16_t>()) v = static_cast<uint16_t>(0x3c00 | (rng() & 0x7f));  // ~0.008
+    for (uint16_t& v : w.biases.span<uint16_t>()) v = static_cast<uint16_t>(0xbe00 | (rng() & 0x7f));  // ~-0.13
+  } else {
+    w.scales = Tensor::zeros(DType::kU8, {rows, groups});
+    // E8M0 2^-7..2^-4; E4M3 0x20..0x27 = 2^-3·(1..1.875).
+    const uint8_t base = spec.mode == QuantMode::kNvfp4 ? 0x20 : 120;
+    for (uint8_t& v : w.scales.span<uint8_t>()) v = static_cast<uint8_t>(base + (rng() & 3));
+  }
+  loom::weights::quant::validate(w, "bench");
+  return w;
+}
+
+void BM_QuantGemvDecode(benchmark::State& state) {
+  using loom::weights::QuantMode;
+  using loom::weights::QuantSpec;
+  static const QuantSpec kSpecs[] = {{QuantMode::kAffine, 4, 64},
+                                     {QuantMode::kAffine, 8, 64},
+                                     {QuantMode::kMxfp4, 4, 32},
+                                     {QuantMode::kMxfp8, 8, 32},
+                                     {QuantMode::kNvfp4, 4, 16}};
+  const QuantSpec spec = kSpecs[state.range(0)];
+  // 16384 × 8192: 64 MiB of 4-bit codes, 128 MiB of 8-bit ones, far beyond any cache.
+  const int64_t rows = 16384, cols = 8192;
+  const auto w = make_quantized(spec, rows, cols);
+  Tensor x = Tensor::zeros(DType::kF32, {1, cols});
+  for (float& v : x.span<float>()) v = 0.001f;
+  Tensor out = Tensor::zeros(DType::kF32, {1, rows});
+  loom::backend::cpu::CpuBackend backend;
+  const auto bytes = static_cast<double>(w.values.bytes() + w.scales.bytes() + w.biases.bytes());
+  for (auto _ : state) {
+    backend.matmul(x, w, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double gemv = bytes * static_cast<double>(state.iterations()) / 1e9;
+  state.counters["packed_GBps"] = benchmark::Counter(gemv, benchmark::Counter::kIsRate);
+  const double copy = copy_gbps(static_cast<size_t>(bytes));
+  state.counters["copy_GBps"] = copy;
+  state.counters["ratio_vs_copy"] = benchmark::Counter(gemv / copy, benchmark::Counter::kIsRate);
+  state.counters["packed_MB"] = bytes / 1e6;
+  state.SetLabel(loom::weights::quant_spec_name(spec));
+}
+BENCHMARK(BM_QuantGemvDecode)->DenseRange(0, 4)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_GemmPrefill(benchmark::State& state) {
   const DType dtype = state.range(0) == 0 ? DType::kF32 : DType::kBF16;
