@@ -2,8 +2,8 @@
 // CPU kernels for the quantized weight formats (docs/FORMATS.md "Quantized formats"): affine 2/3/4/5/6/8 bits with
 // F32/F16/BF16 scales and biases, mxfp4, mxfp8 and nvfp4. Each format is a fused GEMV (packed bytes read once,
 // dequantized in registers, multiplied into f32 accumulators) and a row decoder (for the prefill tiles that feed
-// sgemm and for the embedding gather). Portable kernels exist for every format; AVX2 ones for affine 4/8 bits and the
-// three float formats.
+// sgemm and for the embedding gather). Portable kernels exist for every format, AVX2 ones too (affine 2/3/5/6 bits
+// through a shuffle-and-shift unpacker, dedicated decoders for 4/8 bits and the float formats).
 //
 // Accumulation order of the fused GEMV, per weight row and activation row x (m = cols/group groups):
 //   affine:  A_g = Σ_{j∈g} x_j·q_j  (f32, the integer code q_j exact in f32),  S_g = Σ_{j∈g} x_j  (once per call),
@@ -33,7 +33,7 @@ const FormatKernels& quant_format_kernels(const weights::QuantSpec& spec, Isa is
 
 // The portable kernels, for every valid quantized spec.
 const FormatKernels& generic_quant_kernels(const weights::QuantSpec& spec);
-// The AVX2 kernels, or nullptr for a spec without them. Call only when isa_supported(Isa::kAvx2).
+// The AVX2 kernels, or nullptr for a spec without them (or off x86-64). Call only when isa_supported(Isa::kAvx2).
 const FormatKernels* avx2_quant_kernels(const weights::QuantSpec& spec);
 
 namespace quant_detail {

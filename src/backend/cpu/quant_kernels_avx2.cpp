@@ -1,11 +1,12 @@
-// AVX2 + FMA + F16C kernels for affine 4/8 bits, mxfp4, nvfp4 and mxfp8. Like simd_avx2.cpp, every function carries
-// the target attribute itself and only runs after isa_supported(Isa::kAvx2).
+// AVX2 + FMA + F16C kernels for every quantized format: affine 2-8 bits, mxfp4, nvfp4 and mxfp8. Like simd_avx2.cpp,
+// every function carries the target attribute itself and only runs after isa_supported(Isa::kAvx2).
 //
 // A chunk of 32 codes becomes four vectors of 8 floats:
 //  - 4-bit codes: the low nibbles of 8 bytes are the even codes of 16, the high nibbles the odd ones, so the vectors
 //    come out as [evens, odds] of each 16 codes and the activations are reordered once per call to match (a sum does
 //    not care about order). E2M1 codes go through a pshufb table holding 2·value as int8 (exact), and the 1/2 is
 //    folded into the final multiply.
+//  - 2/3/5/6-bit codes: natural order, see AffinePacked.
 //  - 8-bit codes: natural order. E4M3 becomes the IEEE half with the same bits shifted into place (e, m → half
 //    exponent and mantissa, exact including subnormals, NaN codes forced to NaN), i.e. value/256, widened by F16C;
 //    the 256 is folded into the final multiply.
@@ -16,6 +17,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 #define LOOM_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -117,6 +119,63 @@ struct Affine8 {
   }
 };
 
+// 2, 3, 5 and 6 bits: a chunk is 4·Bits bytes, loaded exactly (no byte past it) into one or two 16-byte registers: the
+// first 16 bytes, and for 5/6 bits also the last 16. Per 8 codes a byte shuffle moves the one or two bytes holding
+// code i into 32-bit lane i, then a per-lane shift and a mask finish it.
+template <int Bits>
+struct AffinePacked {
+  static constexpr int kBytes = 4 * Bits;
+  static constexpr bool kPermuted = false;
+  static constexpr float kPost = 1.0f;
+  static constexpr bool kTwoLoads = kBytes > 16;
+  static constexpr bool uses_tail(int k) { return kTwoLoads && k >= 2; }
+  struct Tables {
+    alignas(32) int8_t shuffle[4][32];
+    alignas(32) int32_t shift[8];
+  };
+  static constexpr Tables make_tables() {
+    Tables t{};
+    for (int k = 0; k < 4; ++k) {
+      const int base = uses_tail(k) ? kBytes - 16 : 0;
+      for (int i = 0; i < 8; ++i) {
+        const int bit = Bits * (8 * k + i);
+        const bool two_bytes = bit % 8 + Bits > 8;
+        for (int j = 0; j < 4; ++j) {
+          const bool used = j == 0 || (j == 1 && two_bytes);
+          t.shuffle[k][4 * i + j] = used ? static_cast<int8_t>(bit / 8 + j - base) : int8_t{-128};
+        }
+        t.shift[i] = bit % 8;  // the same for every k: 8 codes span whole bytes
+      }
+    }
+    return t;
+  }
+  static constexpr Tables kTables = make_tables();
+
+  LOOM_AVX2 static __m128i load_head(const uint8_t* p) {
+    if constexpr (Bits == 2) {
+      return load8(p);
+    } else if constexpr (Bits == 3) {
+      uint32_t tail;
+      std::memcpy(&tail, p + 8, 4);
+      return _mm_insert_epi32(load8(p), static_cast<int>(tail), 2);
+    } else {
+      return load16(p);
+    }
+  }
+  LOOM_AVX2 static void chunk(const uint8_t* p, __m256 q[4]) {
+    const __m256i head = _mm256_broadcastsi128_si256(load_head(p));
+    __m256i tail = head;
+    if constexpr (kTwoLoads) tail = _mm256_broadcastsi128_si256(load16(p + kBytes - 16));
+    const __m256i shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(kTables.shift));
+    const __m256i mask = _mm256_set1_epi32((1 << Bits) - 1);
+    for (int k = 0; k < 4; ++k) {
+      const __m256i control = _mm256_load_si256(reinterpret_cast<const __m256i*>(kTables.shuffle[k]));
+      const __m256i bytes = _mm256_shuffle_epi8(uses_tail(k) ? tail : head, control);
+      q[k] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(bytes, shift), mask));
+    }
+  }
+};
+
 struct Fp8 {
   static constexpr int kBytes = 32;
   static constexpr bool kPermuted = false;
@@ -154,9 +213,10 @@ struct GemvArgs {
   float post;         // the final factor
 };
 
-// Groups that are whole chunks (affine, mxfp4, mxfp8): N activation rows against weight rows [r0, r1). N == 1 keeps
-// four independent accumulators per row to hide the FMA latency, N == 2 two, larger N gets its parallelism from the
-// rows.
+// Groups that are whole chunks (affine, mxfp4, mxfp8): N activation rows against weight rows [r0, r1). With several
+// chunks per group, N == 1 keeps four independent partial sums per row to hide the FMA latency, N == 2 two, larger N
+// gets its parallelism from the rows. One-chunk groups (the mx formats) sum the chunk as a small tree and alternate
+// two accumulators between even and odd groups.
 template <int N, typename Dec, bool kBias>
 LOOM_AVX2 void group_rows(const GemvArgs& a, int64_t i0, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   constexpr int kAcc = N == 1 ? 4 : N == 2 ? 2 : 1;
@@ -169,31 +229,46 @@ LOOM_AVX2 void group_rows(const GemvArgs& a, int64_t i0, int64_t r0, int64_t r1,
     if constexpr (kBias) row_biases(w, r, simd, a.biases);
     const uint8_t* p = packed_row(w, r);
     const float* xg = xs;
-    __m256 acc[N];
-    for (int i = 0; i < N; ++i) acc[i] = _mm256_setzero_ps();
-    for (int64_t g = 0; g < m; ++g) {
-      __m256 part[N][kAcc];
-      for (int i = 0; i < N; ++i) {
-        for (int k = 0; k < kAcc; ++k) part[i][k] = _mm256_setzero_ps();
-      }
-      for (int64_t c = 0; c < chunks; ++c, p += Dec::kBytes, xg += 32) {
+    __m256 acc[N][2];
+    for (int i = 0; i < N; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    if (chunks == 1) {
+      for (int64_t g = 0; g < m; ++g, p += Dec::kBytes, xg += 32) {
         __m256 q[4];
         Dec::chunk(p, q);
+        const __m256 s = _mm256_set1_ps(a.scales[g]);
         for (int i = 0; i < N; ++i) {
-          for (int k = 0; k < 4; ++k) {
-            part[i][k % kAcc] = _mm256_fmadd_ps(q[k], _mm256_loadu_ps(xg + i * cols + 8 * k), part[i][k % kAcc]);
-          }
+          const float* x = xg + i * cols;
+          const __m256 t0 = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), _mm256_mul_ps(q[0], _mm256_loadu_ps(x)));
+          const __m256 t1 =
+              _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), _mm256_mul_ps(q[2], _mm256_loadu_ps(x + 16)));
+          acc[i][g & 1] = _mm256_fmadd_ps(_mm256_add_ps(t0, t1), s, acc[i][g & 1]);
         }
       }
-      const __m256 s = _mm256_set1_ps(a.scales[g]);
-      for (int i = 0; i < N; ++i) {
-        __m256 t = part[i][0];
-        for (int k = 1; k < kAcc; ++k) t = _mm256_add_ps(t, part[i][k]);
-        acc[i] = _mm256_fmadd_ps(t, s, acc[i]);
+    } else {
+      for (int64_t g = 0; g < m; ++g) {
+        __m256 part[N][kAcc];
+        for (int i = 0; i < N; ++i) {
+          for (int k = 0; k < kAcc; ++k) part[i][k] = _mm256_setzero_ps();
+        }
+        for (int64_t c = 0; c < chunks; ++c, p += Dec::kBytes, xg += 32) {
+          __m256 q[4];
+          Dec::chunk(p, q);
+          for (int i = 0; i < N; ++i) {
+            for (int k = 0; k < 4; ++k) {
+              part[i][k % kAcc] = _mm256_fmadd_ps(q[k], _mm256_loadu_ps(xg + i * cols + 8 * k), part[i][k % kAcc]);
+            }
+          }
+        }
+        const __m256 s = _mm256_set1_ps(a.scales[g]);
+        for (int i = 0; i < N; ++i) {
+          __m256 t = part[i][0];
+          for (int k = 1; k < kAcc; ++k) t = _mm256_add_ps(t, part[i][k]);
+          acc[i][0] = _mm256_fmadd_ps(t, s, acc[i][0]);
+        }
       }
     }
     for (int i = 0; i < N; ++i) {
-      float v = hsum(acc[i]) * a.post;
+      float v = hsum(_mm256_add_ps(acc[i][0], acc[i][1])) * a.post;
       if constexpr (kBias) v += simd.dot(a.biases, a.sums + (i0 + i) * m, m);
       out[(i0 + i) * ldo + (r - r0)] = v;
     }
@@ -321,9 +396,12 @@ LOOM_AVX2 void decode_affine(const Weight& w, int64_t r0, int64_t r1, float* dst
           q[2] = u8_to_ps(second);
           q[3] = u8_to_ps(high_half(second));
           p += 16;
-        } else {
+        } else if constexpr (Bits == 8) {
           Affine8::chunk(p, q);
           p += 32;
+        } else {
+          AffinePacked<Bits>::chunk(p, q);
+          p += 4 * Bits;
         }
         for (int k = 0; k < 4; ++k) {
           __m256 product = _mm256_mul_ps(sc, q[k]);
@@ -388,6 +466,10 @@ LOOM_AVX2 void decode_fp8(const Weight& w, int64_t r0, int64_t r1, float* dst) {
 
 constexpr FormatKernels kAffine4{"affine-4 avx2", gemv<Affine4, true, GroupRows<Affine4, true>::Of>, decode_affine<4>};
 constexpr FormatKernels kAffine8{"affine-8 avx2", gemv<Affine8, true, GroupRows<Affine8, true>::Of>, decode_affine<8>};
+template <int Bits>
+constexpr FormatKernels kAffinePacked{"affine avx2",
+                                      gemv<AffinePacked<Bits>, true, GroupRows<AffinePacked<Bits>, true>::template Of>,
+                                      decode_affine<Bits>};
 constexpr FormatKernels kMxfp4{"mxfp4 avx2", gemv<Fp4, false, GroupRows<Fp4, false>::Of>, decode_fp4};
 constexpr FormatKernels kNvfp4{"nvfp4 avx2", gemv<Fp4, false, Nvfp4Rows>, decode_fp4};
 constexpr FormatKernels kMxfp8{"mxfp8 avx2", gemv<Fp8, false, GroupRows<Fp8, false>::Of>, decode_fp8};
@@ -397,7 +479,22 @@ constexpr FormatKernels kMxfp8{"mxfp8 avx2", gemv<Fp8, false, GroupRows<Fp8, fal
 const FormatKernels* avx2_quant_kernels(const weights::QuantSpec& spec) {
   switch (spec.mode) {
     case QuantMode::kAffine:
-      return spec.bits == 4 ? &kAffine4 : spec.bits == 8 ? &kAffine8 : nullptr;
+      switch (spec.bits) {
+        case 2:
+          return &kAffinePacked<2>;
+        case 3:
+          return &kAffinePacked<3>;
+        case 4:
+          return &kAffine4;
+        case 5:
+          return &kAffinePacked<5>;
+        case 6:
+          return &kAffinePacked<6>;
+        case 8:
+          return &kAffine8;
+        default:
+          return nullptr;
+      }
     case QuantMode::kMxfp4:
       return &kMxfp4;
     case QuantMode::kNvfp4:
