@@ -215,13 +215,7 @@ LOOM_AVX2 void decode_affine(const Weight& w, int64_t r0, int64_t r1, float* dst
       for (int64_t c = 0; c < chunks; ++c, o += 32) {
         __m256 q[4];
         if constexpr (Bits == 4) {
-          __m128i lo, hi;
-          split_nibbles(load16(p), lo, hi);
-          const __m128i first = _mm_unpacklo_epi8(lo, hi), second = _mm_unpackhi_epi8(lo, hi);
-          q[0] = u8_to_ps(first);
-          q[1] = u8_to_ps(high_half(first));
-          q[2] = u8_to_ps(second);
-          q[3] = u8_to_ps(high_half(second));
+          Affine4::chunk(p, q);
           p += 16;
         } else if constexpr (Bits == 8) {
           Affine8::chunk(p, q);

@@ -3,10 +3,11 @@
 // only; every function carries the target attribute and may only run after isa_supported(Isa::kAvx2).
 //
 // A chunk of 32 codes becomes four vectors of 8 floats:
-//  - 4-bit codes: the low nibbles of 8 bytes are the even codes of 16, the high nibbles the odd ones, so the vectors
+//  - affine 4-bit codes: natural order, see Affine4.
+//  - E2M1 codes: the low nibbles of 8 bytes are the even codes of 16, the high nibbles the odd ones, so the vectors
 //    come out as [evens, odds] of each 16 codes and the activations are reordered once per call to match (a sum does
-//    not care about order). E2M1 codes go through a pshufb table holding 2·value as int8 (exact), and the 1/2 is
-//    folded into the final multiply.
+//    not care about order). A pshufb table turns each code into 2·value as int8 (exact), and the 1/2 is folded into
+//    the final multiply.
 //  - 2/3/5/6-bit codes: natural order, see AffinePacked.
 //  - 8-bit codes: natural order. E4M3 becomes the IEEE half with the same bits shifted into place (e, m → half
 //    exponent and mantissa, exact including subnormals, NaN codes forced to NaN), i.e. value/256, widened by F16C;
@@ -69,17 +70,21 @@ LOOM_AVX2 inline __m256i e4m3_to_half(__m128i bytes) {
 }
 
 // Decoders of a 32-code chunk for the fused GEMV. kPost is the power of two the stored values are off by.
+// Affine 4-bit: each 32-bit word holds 8 codes; broadcast it to all lanes and shift lane i right by 4·i. Natural order
+// and no shuffle-port work, which is what limits the nibble-splitting form below.
 struct Affine4 {
   static constexpr int kBytes = 16;
-  static constexpr bool kPermuted = true;
+  static constexpr bool kPermuted = false;
   static constexpr float kPost = 1.0f;
   LOOM_AVX2 static void chunk(const uint8_t* p, __m256 q[4]) {
-    __m128i lo, hi;
-    split_nibbles(load16(p), lo, hi);
-    q[0] = u8_to_ps(lo);
-    q[1] = u8_to_ps(hi);
-    q[2] = u8_to_ps(high_half(lo));
-    q[3] = u8_to_ps(high_half(hi));
+    const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    const __m256i mask = _mm256_set1_epi32(0xF);
+    for (int k = 0; k < 4; ++k) {
+      uint32_t word;
+      std::memcpy(&word, p + 4 * k, 4);
+      const __m256i codes = _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(word)), shifts);
+      q[k] = _mm256_cvtepi32_ps(_mm256_and_si256(codes, mask));
+    }
   }
 };
 
