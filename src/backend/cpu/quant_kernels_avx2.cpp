@@ -16,7 +16,7 @@ using namespace quant_avx2;
 using weights::QuantMode;
 using weights::Weight;
 
-// Per 16 activations: the 8 at even positions, then the 8 at odd ones (the order 4-bit chunks decode in).
+// Per 16 activations: the 8 at even positions, then the 8 at odd ones (the order E2M1 chunks decode in).
 void permute_pairs(const float* x, int64_t count, float* out) {
   for (int64_t b = 0; b < count; b += 16) {
     for (int j = 0; j < 8; ++j) {
@@ -33,7 +33,7 @@ float final_factor(const Weight& w) {
 // What one GEMV call shares between its blocks of activation rows.
 struct GemvArgs {
   const Weight* w;
-  const float* xs;    // activations [n, cols], permuted for 4-bit decoders
+  const float* xs;    // activations [n, cols], permuted for the E2M1 decoder
   const float* sums;  // affine: group sums [n, m]
   float* scales;      // [m] scratch
   float* biases;      // [m] scratch

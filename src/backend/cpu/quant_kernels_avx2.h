@@ -69,9 +69,11 @@ LOOM_AVX2 inline __m256i e4m3_to_half(__m128i bytes) {
   return _mm256_or_si256(half, _mm256_and_si256(nan, _mm256_set1_epi16(0x7E00)));
 }
 
-// Decoders of a 32-code chunk for the fused GEMV. kPost is the power of two the stored values are off by.
+// Decoders of a 32-code chunk (kBytes packed bytes) into q[0..3]. kPermuted: the order is [evens, odds] per 16 codes
+// instead of natural. kPost: the power of two the decoded values are off by (applied after the sums).
+
 // Affine 4-bit: each 32-bit word holds 8 codes; broadcast it to all lanes and shift lane i right by 4·i. Natural order
-// and no shuffle-port work, which is what limits the nibble-splitting form below.
+// and no shuffle-port work, which limits the nibble-splitting form (measured about 1.5x slower).
 struct Affine4 {
   static constexpr int kBytes = 16;
   static constexpr bool kPermuted = false;
