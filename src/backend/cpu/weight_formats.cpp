@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <vector>
 
+#include "backend/cpu/quant_kernels.h"
 #include "backend/cpu/simd.h"
 #include "core/error.h"
+#include "weights/quant/quantize.h"
 
 namespace loom::backend::cpu {
 namespace {
@@ -49,7 +51,17 @@ constexpr FormatKernels kFloat{"float", gemv_float, decode_float};
 
 const FormatKernels& format_kernels(const weights::Weight& w, std::string_view op) {
   if (w.quant.mode != weights::QuantMode::kNone) {
-    fail(ErrorKind::kUnsupported, "[{}] no CPU kernel for {} weights", op, weights::quant_spec_name(w.quant));
+    for (const Tensor* t : {&w.values, &w.scales, &w.biases}) {
+      if (!t->empty() && t->device().kind != DeviceKind::kCpu) {
+        fail(ErrorKind::kInternal, "[{}] quantized weight tensors are not in host memory", op);
+      }
+    }
+    try {
+      weights::quant::validate(w, "weight");
+    } catch (const Error& e) {
+      fail(ErrorKind::kInternal, "[{}] {}", op, e.what());
+    }
+    return quant_format_kernels(w.quant, active_kernels().isa);
   }
   const DType dtype = w.values.dtype();
   if (dtype != DType::kF32 && dtype != DType::kBF16 && dtype != DType::kF16) {

@@ -2,7 +2,7 @@
 // How the CPU reads each weight storage format. A format is two functions: a fused GEMV over a block of rows (the
 // decode path, bound by memory bandwidth) and a decoder of a row block to f32 (feeding OpenBLAS in the prefill path
 // and the embedding gather). A format with only a decoder can use gemv_by_decoding. Adding a quantized format means
-// adding one entry to format_kernels(); the matmul loops do not change.
+// adding one entry to format_kernels() (quantized formats: quant_kernels.h); the matmul loops do not change.
 
 #include <cstdint>
 #include <string_view>
