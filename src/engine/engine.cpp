@@ -145,6 +145,10 @@ std::shared_ptr<RequestStream> Engine::submit(Request request) {
   return stream;
 }
 
+int64_t Engine::max_sequence_tokens() const {
+  return std::min(model_->info().context_length, cache_.total_blocks() * cache_.block_size());
+}
+
 EngineStats Engine::stats() const {
   EngineStats s;
   s.queued = queued_.load();

@@ -71,6 +71,9 @@ class Engine {
   std::shared_ptr<RequestStream> submit(Request request);
 
   EngineStats stats() const;
+  // The longest sequence (prompt + generated) a request may reach: the model context, or the KV cache capacity when
+  // that is smaller. Callers cap max_tokens with it; a longer request cannot fit even alone and fails.
+  int64_t max_sequence_tokens() const;
   const model::ModelInfo& info() const { return model_->info(); }
   const EngineConfig& config() const { return config_; }
 

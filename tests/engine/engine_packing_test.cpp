@@ -134,6 +134,21 @@ TEST(EnginePacking, CausalImageSpansMaySplitAcrossChunks) {
   EXPECT_EQ(seen->encode_calls(), 2);
 }
 
+TEST(EnginePacking, AnImageThatFailsToEncodeFailsOnlyItsRequest) {
+  auto model = std::make_unique<TestModel>(1, true);
+  Engine engine(std::move(model), nullptr, {.kv_tokens = 2048, .step_tokens = 16});
+  const ImagePrompt bad = image_prompt({2, -4, 2, -3}, -1.0f, 5);  // image 0 has pixel −1: the encoder refuses it
+  const ImagePrompt good = image_prompt({5, -6, 1}, 3.0f, 5);
+  auto sbad = engine.submit(bad.request);
+  auto sgood = engine.submit(good.request);
+  const Completion cbad = sbad->collect();
+  EXPECT_EQ(cbad.finish.reason, FinishReason::kError);
+  EXPECT_EQ(cbad.finish.error_kind, ErrorKind::kInvalidRequest);
+  EXPECT_EQ(cbad.finish.error, "unreadable image");
+  EXPECT_EQ(sgood->collect().tokens, expected_tokens(good));
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+}
+
 TEST(EnginePacking, MropePositionsAndRopeDeltaReachTheModel) {
   Engine engine(std::make_unique<TestModel>(3), nullptr, {.kv_tokens = 1024, .step_tokens = 5});
   Request r;

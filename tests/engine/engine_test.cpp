@@ -134,6 +134,47 @@ TEST(Engine, CancellationTakesEffectAtTheNextStep) {
   EXPECT_EQ(engine.stats().running, 0);
 }
 
+TEST(Engine, CancellingAQueuedRequestFinishesItWithoutRunningIt) {
+  auto model = std::make_unique<TestModel>();
+  TestModel* seen = model.get();
+  std::promise<void> reached, release;
+  std::shared_future<void> released = release.get_future().share();
+  seen->on_forward = [&](int64_t call) {
+    if (call == 1) {
+      reached.set_value();
+      released.wait();
+    }
+  };
+  Engine engine(std::move(model), tokenizer(), {.kv_tokens = 1024});
+  auto first = engine.submit(greedy({1, 2}, 3));
+  reached.get_future().wait();
+  auto queued = engine.submit(greedy({9, 9, 9}, 50));
+  EXPECT_EQ(engine.stats().queued, 1);
+  queued->cancel();
+  release.set_value();
+  const Completion c = queued->collect();
+  EXPECT_EQ(c.finish.reason, FinishReason::kCancelled);
+  EXPECT_TRUE(c.tokens.empty());
+  EXPECT_EQ(first->collect().tokens, reference_text({1, 2}, 3));
+  for (const auto& record : seen->records()) {
+    for (int32_t id : record.token_ids) EXPECT_NE(id, 9) << "the cancelled request reached the model";
+  }
+}
+
+TEST(Engine, AFailingForwardFailsItsBatchAndTheEngineGoesOn) {
+  auto model = std::make_unique<TestModel>();
+  model->on_forward = [](int64_t call) {
+    if (call == 2) fail(ErrorKind::kInternal, "device lost");
+  };
+  Engine engine(std::move(model), tokenizer(), {.kv_tokens = 1024});
+  const Completion c = engine.submit(greedy({1, 2}, 10))->collect();
+  EXPECT_EQ(c.finish.reason, FinishReason::kError);
+  EXPECT_EQ(c.finish.error, "device lost");
+  EXPECT_EQ(c.tokens.size(), 1u);
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+  EXPECT_EQ(engine.submit(greedy({1, 2}, 10))->collect().tokens, reference_text({1, 2}, 10));
+}
+
 TEST(Engine, StopIdsEndWithStopAndAreNotOutput) {
   const Ids prompt = {7, 7, 1};
   const Ids free_run = reference_text(prompt, 12);
@@ -220,6 +261,7 @@ TEST(Engine, QueuesWhenTheCacheIsTooSmallForAllAtOnce) {
 
 TEST(Engine, ARequestThatCannotFitAloneFinishesWithAnError) {
   Engine engine(std::make_unique<TestModel>(), tokenizer(), {.kv_tokens = 64});
+  EXPECT_EQ(engine.max_sequence_tokens(), 64);
   const Completion c = engine.submit(greedy(prompt_of(30, 1), 40))->collect();
   EXPECT_EQ(c.finish.reason, FinishReason::kError);
   EXPECT_EQ(c.finish.error_kind, ErrorKind::kOverloaded);

@@ -61,10 +61,11 @@ class TestModel : public model::Model {
   model::ModelInfo& mutable_info() { return info_; }
   const model::ModelInfo& info() const override { return info_; }
 
-  // Image embedding row r = [100·pixel_values[0] + r, 0].
+  // Image embedding row r = [100·pixel_values[0] + r, 0]; a negative pixel value fails the encoder.
   Tensor encode_image(const model::ImagePixels& image) override {
     std::lock_guard lock(mutex_);
     ++encode_calls_;
+    if (image.pixel_values.data_as<float>()[0] < 0) fail(ErrorKind::kInvalidRequest, "unreadable image");
     Tensor out = Tensor::zeros(DType::kF32, {image.soft_tokens, kHidden});
     const float base = 100.0f * image.pixel_values.data_as<float>()[0];
     for (int64_t r = 0; r < image.soft_tokens; ++r) out.data_as<float>()[r * kHidden] = base + static_cast<float>(r);
