@@ -162,6 +162,16 @@ weights::Weight WeightLoader::patch_embedding(std::string_view name, int64_t out
 }
 
 Tensor WeightLoader::f32(std::string_view name, const Shape& shape) const {
+  // A quantized table (an MLX-quantized nn.Embedding such as a position embedding) is small enough to decode once.
+  if (name.ends_with(".weight") && shape.size() == 2) {
+    const std::string_view module = name.substr(0, name.size() - std::string_view(".weight").size());
+    if (has(std::string(module) + ".scales")) {
+      const weights::Weight w = matrix(module, shape[0], shape[1]);
+      Tensor out = Tensor::zeros(DType::kF32, shape);
+      weights::quant::dequantize_rows(w, 0, w.rows, out.data_as<float>());
+      return out;
+    }
+  }
   const weights::TensorRef ref = require(name, shape);
   check_float(ref, name);
   check_shape(ref, name, shape);

@@ -42,7 +42,8 @@ class WeightLoader {
   // returned as a Weight [out, in·p·p] in (in, py, px) order, matching backend::extract_patches.
   weights::Weight patch_embedding(std::string_view name, int64_t out, int64_t in, int patch) const;
 
-  // A float tensor of exactly `shape`, converted to F32.
+  // A float tensor of exactly `shape`, converted to F32. A 2-D `<module>.weight` stored quantized (with
+  // `<module>.scales`) is decoded to F32: only small tables (position embeddings) are loaded this way.
   Tensor f32(std::string_view name, const Shape& shape) const;
 
  private:

@@ -4,11 +4,13 @@
 // the supported list.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.h"
+#include "model/families/gemma3.h"
 #include "model/registry.h"
 #include "model_test_util.h"
 #include "weights/safetensors.h"
@@ -119,6 +121,20 @@ TEST(Gemma3Model, MissingVisionTowerIsNamed) {
                [](std::string& name, Tensor&) { return !name.starts_with("vision_tower."); });
   const std::string message = load_error(dir.path(), ErrorKind::kInvalidFile);
   EXPECT_NE(message.find("patch_embedding"), std::string::npos) << message;
+}
+
+TEST(Gemma3EmbeddingScale, RoundedToTheEmbeddingDtype) {
+  weights::Weight embed;
+  embed.values = Tensor::zeros(DType::kBF16, {1, 1});
+  EXPECT_EQ(gemma3_embedding_scale(embed, 2560), 50.5f);  // models.md §1.2
+  EXPECT_EQ(gemma3_embedding_scale(embed, 3072), 55.5f);  // transformers' comment: 55.4256 → 55.5
+  embed.values = Tensor::zeros(DType::kF32, {1, 1});
+  EXPECT_EQ(gemma3_embedding_scale(embed, 2560), static_cast<float>(std::sqrt(2560.0)));
+  embed.values = Tensor::zeros(DType::kF16, {1, 1});
+  EXPECT_EQ(gemma3_embedding_scale(embed, 2560), 50.59375f);  // f16 steps of 1/32 between 32 and 64
+  embed.quant = {weights::QuantMode::kAffine, 4, 64};
+  embed.scales = Tensor::zeros(DType::kBF16, {1, 1});
+  EXPECT_EQ(gemma3_embedding_scale(embed, 2560), 50.5f);
 }
 
 TEST(Registry, UnknownArchitectureListsSupported) {

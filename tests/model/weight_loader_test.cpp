@@ -103,6 +103,13 @@ TEST(WeightLoader, MlxQuantizedModulesLoadPacked) {
       }
     }
   }
+  // A quantized table asked for as F32 is decoded once, exactly as the shared dequantizer decodes it.
+  const Tensor table = loader.f32("model.language_model.layers.0.mlp.gate_proj.weight", {kRows, kCols});
+  std::vector<float> reference(static_cast<size_t>(kRows * kCols));
+  weights::quant::dequantize_rows(gate_q, 0, kRows, reference.data());
+  ASSERT_EQ(table.dtype(), DType::kF32);
+  EXPECT_EQ(std::vector<float>(table.data_as<float>(), table.data_as<float>() + table.elements()), reference);
+
   // A float module in a quantized snapshot (no scales) stays float, in its stored dtype.
   const weights::Weight up = loader.matrix("model.language_model.layers.0.mlp.up_proj", kRows, kCols);
   EXPECT_EQ(up.quant.mode, QuantMode::kNone);

@@ -43,9 +43,9 @@ Gemma3TextWeights load_text_weights(const WeightLoader& loader, const TextConfig
   return w;
 }
 
-// sqrt(hidden) as transformers applies it: a float32 scalar cast to the embedding's dtype before the multiply
-// (bf16: sqrt(2560) = 50.596 becomes 50.5). Quantized embeddings decode to their scales' dtype.
-float embedding_scale(const weights::Weight& embed, int64_t hidden) {
+}  // namespace
+
+float gemma3_embedding_scale(const weights::Weight& embed, int64_t hidden) {
   const auto scale = static_cast<float>(std::sqrt(static_cast<double>(hidden)));
   const DType dtype = embed.quant.mode == weights::QuantMode::kNone ? embed.values.dtype() : embed.scales.dtype();
   switch (dtype) {
@@ -53,12 +53,10 @@ float embedding_scale(const weights::Weight& embed, int64_t hidden) {
       return scale;
     case DType::kF16:
       return f16_to_float(float_to_f16(scale));
-    default:
+    default:  // BF16, and the byte scales of the MX formats (whose models compute in bf16)
       return bf16_to_float(float_to_bf16(scale));
   }
 }
-
-}  // namespace
 
 Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& backend)
     : backend_(backend), config_(parse_gemma3_config(snapshot)) {
@@ -66,7 +64,7 @@ Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& ba
   const TextConfig& t = config_.text;
   const std::string text_prefix = loader.choose_prefix({"model.language_model.", "model."}, "embed_tokens.weight");
   text_ = load_text_weights(loader, t, text_prefix);
-  embed_scale_ = embedding_scale(text_.embed, t.hidden_size);
+  embed_scale_ = gemma3_embedding_scale(text_.embed, t.hidden_size);
 
   rope_full_ = backend::make_rope_table(t.rope_full);
   rope_sliding_ = backend::make_rope_table(t.rope_sliding);

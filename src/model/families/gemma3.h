@@ -42,6 +42,10 @@ struct Gemma3ProjectorWeights {
   weights::Weight projection;  // [text hidden, vision hidden]: the stored [in, out] parameter, transposed at load
 };
 
+// sqrt(hidden) as transformers applies it: a float32 scalar cast to the embedding's dtype before the multiply
+// (bf16: sqrt(2560) = 50.596 becomes 50.5). Quantized embeddings decode to their scales' dtype.
+float gemma3_embedding_scale(const weights::Weight& embed, int64_t hidden);
+
 class Gemma3Model final : public Model {
  public:
   Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& backend);
