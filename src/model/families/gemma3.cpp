@@ -1,0 +1,221 @@
+#include "model/families/gemma3.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/float_formats.h"
+#include "model/weight_loader.h"
+
+namespace loom::model {
+namespace {
+
+using backend::Batch;
+using backend::KvCache;
+
+// The text decoder's manifest. `prefix` is "model.language_model." (multimodal) or "model." (text-only).
+Gemma3TextWeights load_text_weights(const WeightLoader& loader, const TextConfig& c, const std::string& prefix) {
+  const int64_t h = c.hidden_size, inter = c.intermediate_size, d = c.head_dim;
+  const int64_t q_rows = int64_t{c.heads} * d, kv_rows = int64_t{c.kv_heads} * d;
+  Gemma3TextWeights w;
+  w.embed = loader.matrix(prefix + "embed_tokens", c.vocab_size, h);
+  for (int i = 0; i < c.layers; ++i) {
+    const std::string l = prefix + "layers." + std::to_string(i) + ".";
+    Gemma3DecoderLayerWeights layer;
+    layer.input_norm = loader.f32(l + "input_layernorm.weight", {h});
+    layer.post_attention_norm = loader.f32(l + "post_attention_layernorm.weight", {h});
+    layer.pre_feedforward_norm = loader.f32(l + "pre_feedforward_layernorm.weight", {h});
+    layer.post_feedforward_norm = loader.f32(l + "post_feedforward_layernorm.weight", {h});
+    layer.attention.q.weight = loader.matrix(l + "self_attn.q_proj", q_rows, h);
+    layer.attention.k.weight = loader.matrix(l + "self_attn.k_proj", kv_rows, h);
+    layer.attention.v.weight = loader.matrix(l + "self_attn.v_proj", kv_rows, h);
+    layer.attention.o.weight = loader.matrix(l + "self_attn.o_proj", h, q_rows);
+    layer.attention.q_norm = loader.f32(l + "self_attn.q_norm.weight", {d});
+    layer.attention.k_norm = loader.f32(l + "self_attn.k_norm.weight", {d});
+    layer.mlp.gate.weight = loader.matrix(l + "mlp.gate_proj", inter, h);
+    layer.mlp.up.weight = loader.matrix(l + "mlp.up_proj", inter, h);
+    layer.mlp.down.weight = loader.matrix(l + "mlp.down_proj", h, inter);
+    w.layers.push_back(std::move(layer));
+  }
+  w.final_norm = loader.f32(prefix + "norm.weight", {h});
+  // Gemma ties the output projection to the embedding; some MLX snapshots carry a separate (quantized) lm_head.
+  w.lm_head = loader.has("lm_head.weight") ? loader.matrix("lm_head", c.vocab_size, h) : w.embed;
+  return w;
+}
+
+}  // namespace
+
+float gemma3_embedding_scale(const weights::Weight& embed, int64_t hidden) {
+  const auto scale = static_cast<float>(std::sqrt(static_cast<double>(hidden)));
+  const DType dtype = embed.quant.mode == weights::QuantMode::kNone ? embed.values.dtype() : embed.scales.dtype();
+  switch (dtype) {
+    case DType::kF32:
+      return scale;
+    case DType::kF16:
+      return f16_to_float(float_to_f16(scale));
+    default:  // BF16, and the byte scales of the MX formats (whose models compute in bf16)
+      return bf16_to_float(float_to_bf16(scale));
+  }
+}
+
+Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& backend)
+    : backend_(backend), config_(parse_gemma3_config(snapshot)) {
+  const WeightLoader loader(snapshot);
+  const TextConfig& t = config_.text;
+  const std::string text_prefix = loader.choose_prefix({"model.language_model.", "model."}, "embed_tokens.weight");
+  text_ = load_text_weights(loader, t, text_prefix);
+  embed_scale_ = gemma3_embedding_scale(text_.embed, t.hidden_size);
+
+  rope_full_ = backend::make_rope_table(t.rope_full);
+  rope_sliding_ = backend::make_rope_table(t.rope_sliding);
+  for (int i = 0; i < t.layers; ++i) {
+    const bool sliding = t.layer_types[static_cast<size_t>(i)] == LayerKind::kSlidingAttention;
+    attention_.push_back({
+        .heads = t.heads,
+        .kv_heads = t.kv_heads,
+        .head_dim = t.head_dim,
+        .qk_norm = {.eps = t.rms_norm_eps, .weight = t.norm_weight},
+        .rope = sliding ? &rope_sliding_ : &rope_full_,
+        .mask = {.scale = t.attention_scale,
+                 .mask = sliding ? backend::MaskKind::kSliding : backend::MaskKind::kCausal,
+                 .window = sliding ? t.sliding_window : 0,
+                 .logit_softcap = t.attn_logit_softcap},
+    });
+  }
+
+  if (config_.vision) {
+    const VisionConfig& v = *config_.vision;
+    const std::string vision_prefix = loader.choose_prefix({"model.vision_tower.vision_model.", "model.vision_tower."},
+                                                           "embeddings.patch_embedding.weight");
+    tower_.emplace(v, load_siglip_weights(loader, v, vision_prefix));
+    projector_.soft_emb_norm = loader.f32("model.multi_modal_projector.mm_soft_emb_norm.weight", {v.hidden_size});
+    projector_.projection = loader.matrix_transposed("model.multi_modal_projector.mm_input_projection_weight",
+                                                     t.hidden_size, v.hidden_size);
+  }
+
+  info_.architecture = config_.architecture;
+  info_.vocab_size = t.vocab_size;
+  info_.hidden_size = t.hidden_size;
+  info_.context_length = t.max_position_embeddings;
+  info_.position_axes = 1;
+  info_.kv.assign(static_cast<size_t>(t.layers), {.kv_heads = t.kv_heads, .head_dim = t.head_dim});
+  info_.stop_ids = config_.stop_ids;
+  info_.image_token_id = config_.vision ? config_.image_token_id : -1;
+  info_.bidirectional_images = config_.vision.has_value();
+}
+
+Tensor Gemma3Model::encode_image(const ImagePixels& image) {
+  if (!tower_) fail(ErrorKind::kUnsupported, "{} is a text-only model: it takes no images", info_.architecture);
+  const VisionConfig& v = *config_.vision;
+  const Tensor hidden = tower_->encode(backend_, image.pixel_values, vision_scratch_);
+  const int64_t images = image.pixel_values.dim(0);
+  const int64_t tokens = config_.mm_tokens_per_image;
+  if (image.soft_tokens != 0 && image.soft_tokens != images * tokens) {
+    fail(ErrorKind::kInvalidRequest, "[gemma3] image declares {} soft tokens, its {} crops make {}", image.soft_tokens,
+         images, images * tokens);
+  }
+  // AvgPool2d over each image's patch grid down to a square of mm_tokens_per_image cells.
+  const int64_t side = v.patches_per_side();
+  const auto kernel = static_cast<int>(side / std::llround(std::sqrt(static_cast<double>(tokens))));
+  const int64_t per_image = side * side;
+  Tensor pooled = vision_scratch_.get(Slot::kPooled, {images * tokens, v.hidden_size});
+  for (int64_t i = 0; i < images; ++i) {
+    const Tensor in = Tensor::borrow(DType::kF32, {per_image, v.hidden_size},
+                                     const_cast<float*>(hidden.data_as<float>()) + i * per_image * v.hidden_size);
+    Tensor out =
+        Tensor::borrow(DType::kF32, {tokens, v.hidden_size}, pooled.data_as<float>() + i * tokens * v.hidden_size);
+    backend_.avg_pool_2d(in, side, side, kernel, out);
+  }
+  Tensor normed = vision_scratch_.get(Slot::kBranchNormed, pooled.shape());
+  backend_.rms_norm(pooled, &projector_.soft_emb_norm,
+                    {.eps = v.layer_norm_eps, .weight = backend::NormWeight::kOnePlus}, normed);
+  Tensor embeddings = Tensor::zeros(DType::kF32, {images * tokens, config_.text.hidden_size});
+  backend_.matmul(normed, projector_.projection, embeddings);
+  return embeddings;
+}
+
+void Gemma3Model::scatter_images(const StepInputs& step, Tensor& x) const {
+  const Batch& batch = *step.batch;
+  const int64_t hidden = config_.text.hidden_size;
+  for (const ImageRows& rows : step.images) {
+    const Tensor& e = rows.embeddings;
+    if (e.dtype() != DType::kF32 || e.rank() != 2 || e.dim(1) != hidden || rows.row_begin < 0 ||
+        rows.row_begin + e.dim(0) > batch.tokens()) {
+      fail(ErrorKind::kInternal, "[gemma3] image rows [{}, +{}) of width {} do not fit a step of {} tokens × {}",
+           rows.row_begin, e.rank() == 2 ? e.dim(0) : -1, e.rank() == 2 ? e.dim(1) : -1, batch.tokens(), hidden);
+    }
+    for (int64_t r = 0; r < e.dim(0); ++r) {
+      const int32_t id = batch.token_ids[static_cast<size_t>(rows.row_begin + r)];
+      if (id != config_.image_token_id) {
+        fail(ErrorKind::kInternal, "[gemma3] image embedding row {} lands on token id {}, not the image token {}",
+             rows.row_begin + r, id, config_.image_token_id);
+      }
+    }
+    std::memcpy(x.data_as<float>() + rows.row_begin * hidden, e.data(), e.bytes());
+  }
+}
+
+void Gemma3Model::check_cache(const KvCache& cache) const {
+  bool ok = cache.layers() == static_cast<int>(info_.kv.size());
+  for (int i = 0; ok && i < cache.layers(); ++i) {
+    ok = cache.layer_shape(i).kv_heads == info_.kv[static_cast<size_t>(i)].kv_heads &&
+         cache.layer_shape(i).head_dim == info_.kv[static_cast<size_t>(i)].head_dim;
+  }
+  if (!ok) fail(ErrorKind::kInternal, "[gemma3] the KV cache's layer shapes do not match ModelInfo::kv");
+}
+
+Tensor Gemma3Model::forward(const StepInputs& step, KvCache& cache) {
+  if (step.batch == nullptr || step.batch->tokens() == 0) fail(ErrorKind::kInternal, "[gemma3] empty step");
+  const Batch& batch = *step.batch;
+  if (batch.position_axes != 1) fail(ErrorKind::kInternal, "[gemma3] expects one position axis");
+  check_cache(cache);
+  const TextConfig& c = config_.text;
+  const int64_t tokens = batch.tokens();
+
+  // An image token id beyond the vocabulary is looked up as id 0; its row is replaced by the image anyway.
+  ids_.assign(batch.token_ids.begin(), batch.token_ids.end());
+  if (config_.image_token_id >= c.vocab_size) {
+    for (int32_t& id : ids_) id = id == config_.image_token_id ? 0 : id;
+  }
+  Tensor x = scratch_.get(Slot::kResidual, {tokens, c.hidden_size});
+  backend_.embedding(text_.embed, ids_, embed_scale_, x);
+  scatter_images(step, x);
+
+  const backend::RmsNormSpec norm{.eps = c.rms_norm_eps, .weight = c.norm_weight};
+  Tensor normed = scratch_.get(Slot::kNormed, {tokens, c.hidden_size});
+  Tensor branch = scratch_.get(Slot::kBranch, {tokens, c.hidden_size});
+  Tensor branch_normed = scratch_.get(Slot::kBranchNormed, {tokens, c.hidden_size});
+  for (int i = 0; i < c.layers; ++i) {
+    const Gemma3DecoderLayerWeights& layer = text_.layers[static_cast<size_t>(i)];
+    backend_.rms_norm(x, &layer.input_norm, norm, normed);
+    attention_block(backend_, layer.attention, attention_[static_cast<size_t>(i)], normed, batch, cache, i, scratch_,
+                    branch);
+    backend_.rms_norm(branch, &layer.post_attention_norm, norm, branch_normed);
+    backend_.add(x, branch_normed, x);
+    backend_.rms_norm(x, &layer.pre_feedforward_norm, norm, normed);
+    gated_mlp(backend_, layer.mlp, c.activation, normed, scratch_, branch);
+    backend_.rms_norm(branch, &layer.post_feedforward_norm, norm, branch_normed);
+    backend_.add(x, branch_normed, x);
+  }
+
+  // Only the rows that need logits go through the final norm and the output projection.
+  Tensor rows = x;
+  if (!step.all_logits) {
+    const auto count = static_cast<int64_t>(batch.sequences.size());
+    rows = scratch_.get(Slot::kRows, {count, c.hidden_size});
+    for (int64_t s = 0; s < count; ++s) {
+      const backend::SequenceSlice& seq = batch.sequences[static_cast<size_t>(s)];
+      const int64_t last = seq.token_offset + seq.token_count - 1;
+      std::memcpy(rows.data_as<float>() + s * c.hidden_size, x.data_as<float>() + last * c.hidden_size,
+                  static_cast<size_t>(c.hidden_size) * sizeof(float));
+    }
+  }
+  Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
+  backend_.rms_norm(rows, &text_.final_norm, norm, final_rows);
+  Tensor logits = Tensor::zeros(DType::kF32, {rows.dim(0), c.vocab_size});
+  backend_.matmul(final_rows, text_.lm_head, logits);
+  if (c.final_logit_softcap > 0) backend_.softcap(logits, c.final_logit_softcap, logits);
+  return logits;
+}
+
+}  // namespace loom::model

@@ -1,0 +1,105 @@
+#include "model/layers.h"
+
+#include "core/error.h"
+
+namespace loom::model {
+
+Tensor Scratch::get(Slot slot, Shape shape) {
+  std::vector<float>& buffer = buffers_[static_cast<size_t>(slot)];
+  const auto needed = static_cast<size_t>(shape_elements(shape));
+  if (buffer.size() < needed) buffer.resize(needed);
+  return Tensor::borrow(DType::kF32, std::move(shape), buffer.data());
+}
+
+void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out) {
+  backend.matmul(x, layer.weight, out);
+  if (!layer.bias.empty()) backend.add_bias(out, layer.bias);
+}
+
+namespace {
+
+struct Projected {
+  Tensor q, k, v;  // [T, heads, D] and [T, kv_heads, D]
+};
+
+// The q/k/v projections and the per-head norms and RoPE they share between the cached and the dense blocks.
+Projected project_qkv(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p, const Tensor& x,
+                      std::span<const int32_t> positions, Scratch& scratch) {
+  const int64_t t = x.dim(0);
+  Tensor q = scratch.get(Slot::kQuery, {t, p.heads, p.head_dim});
+  Tensor k = scratch.get(Slot::kKey, {t, p.kv_heads, p.head_dim});
+  Tensor v = scratch.get(Slot::kValue, {t, p.kv_heads, p.head_dim});
+  Tensor q2 = q.reshaped({t, int64_t{p.heads} * p.head_dim});
+  Tensor k2 = k.reshaped({t, int64_t{p.kv_heads} * p.head_dim});
+  Tensor v2 = v.reshaped({t, int64_t{p.kv_heads} * p.head_dim});
+  linear(backend, w.q, x, q2);
+  linear(backend, w.k, x, k2);
+  linear(backend, w.v, x, v2);
+  if (!w.q_norm.empty()) {
+    // Norms before RoPE, per head over head_dim.
+    Tensor qn = scratch.get(Slot::kQueryNormed, q.shape());
+    Tensor kn = scratch.get(Slot::kKeyNormed, k.shape());
+    backend.rms_norm(q, &w.q_norm, p.qk_norm, qn);
+    backend.rms_norm(k, &w.k_norm, p.qk_norm, kn);
+    q = qn;
+    k = kn;
+  }
+  if (p.rope != nullptr) {
+    backend.rope(q, *p.rope, positions);
+    backend.rope(k, *p.rope, positions);
+  }
+  return {q, k, v};
+}
+
+void output_projection(backend::Backend& backend, const AttentionWeights& w, const Tensor& attended, Tensor& out) {
+  const Tensor flat = attended.reshaped({attended.dim(0), attended.dim(1) * attended.dim(2)});
+  linear(backend, w.o, flat, out);
+}
+
+}  // namespace
+
+void attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p, const Tensor& x,
+                     const backend::Batch& batch, backend::KvCache& cache, int cache_layer, Scratch& scratch,
+                     Tensor& out) {
+  const int64_t t = x.dim(0);
+  if (t != batch.tokens()) {
+    fail(ErrorKind::kInternal, "[attention_block] x has {} rows, the batch {} tokens", t, batch.tokens());
+  }
+  // Axis 0 of the batch positions: one-axis RoPE reads the first T entries.
+  const std::span<const int32_t> positions(batch.positions.data(), static_cast<size_t>(t) * batch.position_axes);
+  const Projected qkv = project_qkv(backend, w, p, x, positions, scratch);
+  backend.kv_append(cache, cache_layer, batch, qkv.k, qkv.v);
+  Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
+  backend.attention(qkv.q, cache, cache_layer, batch, p.mask, attended);
+  output_projection(backend, w, attended, out);
+}
+
+void dense_attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p,
+                           const Tensor& x, std::span<const backend::SequenceSlice> sequences, Scratch& scratch,
+                           Tensor& out) {
+  const Projected qkv = project_qkv(backend, w, p, x, {}, scratch);
+  Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
+  backend.attention_dense(qkv.q, qkv.k, qkv.v, sequences, p.mask, attended);
+  output_projection(backend, w, attended, out);
+}
+
+void gated_mlp(backend::Backend& backend, const GatedMlpWeights& w, backend::Activation act, const Tensor& x,
+               Scratch& scratch, Tensor& out) {
+  const int64_t t = x.dim(0);
+  Tensor gate = scratch.get(Slot::kGate, {t, w.gate.weight.rows});
+  Tensor up = scratch.get(Slot::kUp, {t, w.up.weight.rows});
+  linear(backend, w.gate, x, gate);
+  linear(backend, w.up, x, up);
+  backend.gated_activation(act, gate, up, gate);
+  linear(backend, w.down, gate, out);
+}
+
+void mlp(backend::Backend& backend, const MlpWeights& w, backend::Activation act, const Tensor& x, Scratch& scratch,
+         Tensor& out) {
+  Tensor hidden = scratch.get(Slot::kActivated, {x.dim(0), w.fc1.weight.rows});
+  linear(backend, w.fc1, x, hidden);
+  backend.activation(act, hidden, hidden);
+  linear(backend, w.fc2, hidden, out);
+}
+
+}  // namespace loom::model

@@ -1,0 +1,109 @@
+#pragma once
+// The building blocks families are assembled from, written once against backend::Backend: Linear (+ bias), decoder
+// self-attention over the paged KV cache, encoder self-attention over dense K/V, the gated MLP of decoders and the
+// plain MLP of ViTs. A block reads its knobs (heads, norms, RoPE table, mask) from plain structs the family fills
+// from its config, and takes its intermediate buffers from a Scratch so that one forward pass allocates once.
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/tensor.h"
+#include "weights/weight.h"
+
+namespace loom::model {
+
+// Named buffers of one forward pass. get() hands out an F32 view of the slot's storage with the requested shape;
+// storage only grows, so after the first step of a given size nothing is allocated. A view stays valid until the
+// same slot is asked for a larger shape.
+enum class Slot : uint8_t {
+  // Used inside the blocks below.
+  kQuery,
+  kKey,
+  kValue,
+  kQueryNormed,
+  kKeyNormed,
+  kAttention,
+  kGate,
+  kUp,
+  kActivated,
+  // For the families' own use.
+  kResidual,
+  kNormed,
+  kBranch,
+  kBranchNormed,
+  kRows,
+  kPatches,
+  kPooled,
+  kCount,
+};
+
+class Scratch {
+ public:
+  Tensor get(Slot slot, Shape shape);
+
+ private:
+  std::array<std::vector<float>, static_cast<size_t>(Slot::kCount)> buffers_;
+};
+
+// y = x·Wᵀ (+ b).
+struct Linear {
+  weights::Weight weight;  // [out, in]
+  Tensor bias;             // F32 [out], empty when the layer has none
+};
+
+// out [rows, weight.rows] = linear(x [rows, weight.cols]).
+void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out);
+
+struct AttentionWeights {
+  Linear q;       // [heads·head_dim, hidden]
+  Linear k;       // [kv_heads·head_dim, hidden]
+  Linear v;       // [kv_heads·head_dim, hidden]
+  Linear o;       // [hidden, heads·head_dim]
+  Tensor q_norm;  // F32 [head_dim]; empty when the family has no q/k norms
+  Tensor k_norm;  // F32 [head_dim]
+};
+
+struct AttentionParams {
+  int heads = 0;
+  int kv_heads = 0;
+  int head_dim = 0;
+  backend::RmsNormSpec qk_norm{};            // used when the weights carry q_norm / k_norm
+  const backend::RopeTable* rope = nullptr;  // nullptr: no rotary embedding
+  backend::AttentionSpec mask{};
+};
+
+// Decoder self-attention of one layer for the rows of `batch`: q/k/v projections, per-head q/k norms, RoPE at the
+// batch positions, K/V appended to `cache` layer `cache_layer`, paged attention, o projection.
+// x [T, hidden] → out [T, hidden] (out must not alias x).
+void attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p, const Tensor& x,
+                     const backend::Batch& batch, backend::KvCache& cache, int cache_layer, Scratch& scratch,
+                     Tensor& out);
+
+// Encoder self-attention without a cache (vision towers): `sequences` splits the rows into independent images.
+void dense_attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p,
+                           const Tensor& x, std::span<const backend::SequenceSlice> sequences, Scratch& scratch,
+                           Tensor& out);
+
+struct GatedMlpWeights {
+  Linear gate;  // [intermediate, hidden]
+  Linear up;    // [intermediate, hidden]
+  Linear down;  // [hidden, intermediate]
+};
+
+// out = down(act(gate(x)) · up(x)); x, out [T, hidden].
+void gated_mlp(backend::Backend& backend, const GatedMlpWeights& w, backend::Activation act, const Tensor& x,
+               Scratch& scratch, Tensor& out);
+
+struct MlpWeights {
+  Linear fc1;  // [intermediate, hidden]
+  Linear fc2;  // [hidden, intermediate]
+};
+
+// out = fc2(act(fc1(x))); x, out [T, hidden].
+void mlp(backend::Backend& backend, const MlpWeights& w, backend::Activation act, const Tensor& x, Scratch& scratch,
+         Tensor& out);
+
+}  // namespace loom::model

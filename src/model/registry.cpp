@@ -1,0 +1,52 @@
+#include "model/registry.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <string_view>
+
+#include "core/error.h"
+#include "model/families/gemma3.h"
+
+namespace loom::model {
+namespace {
+
+using Factory = std::function<std::unique_ptr<Model>(const weights::Snapshot&, backend::Backend&)>;
+
+const std::map<std::string, Factory, std::less<>>& factories() {
+  static const std::map<std::string, Factory, std::less<>> table = [] {
+    std::map<std::string, Factory, std::less<>> t;
+    const Factory gemma3 = [](const weights::Snapshot& s, backend::Backend& b) -> std::unique_ptr<Model> {
+      return std::make_unique<Gemma3Model>(s, b);
+    };
+    // architectures[0] spellings, and the model_type names a config without `architectures` carries.
+    for (const char* name : {"Gemma3ForConditionalGeneration", "Gemma3ForCausalLM", "gemma3", "gemma3_text"}) {
+      t.emplace(name, gemma3);
+    }
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+std::vector<std::string> supported_architectures() {
+  std::vector<std::string> names;
+  for (const auto& [name, factory] : factories()) names.push_back(name);
+  return names;
+}
+
+std::unique_ptr<Model> load_model(const weights::Snapshot& snapshot, backend::Backend& backend) {
+  const auto it = factories().find(snapshot.architecture());
+  if (it == factories().end()) {
+    fail(ErrorKind::kUnsupported, "{}: architecture \"{}\" is not supported; supported: {}",
+         (snapshot.dir() / "config.json").string(), snapshot.architecture(),
+         fmt::join(supported_architectures(), ", "));
+  }
+  return it->second(snapshot, backend);
+}
+
+}  // namespace loom::model

@@ -1,0 +1,173 @@
+// Gemma 3 against Hugging Face transformers (float32, on the bf16-rounded weights of the tiny snapshot):
+// tests/golden/models/tiny_gemma3_vlm{,_expected}, made by tools/reference/make_tiny_gemma3.py.
+//
+// Per case: the prompt runs through forward() with all_logits (whole, and in chunks of about 7 tokens that never
+// split an image), image pixels go through encode_image and are scattered at the image-token rows, each image's
+// soft tokens attend bidirectionally (the engine's job, done here by SequenceRunner). Logits at every prompt
+// position must match within 1e-4 by the per-row metric max|a − b| / max|b|. Then 16 greedy tokens are decoded one
+// step at a time through the KV cache: the ids must equal the reference's and the reference's top-5 logprobs must
+// match ours for the same ids within 1e-3.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "backend/cpu/cpu_backend.h"
+#include "model/registry.h"
+#include "model_test_util.h"
+#include "weights/snapshot.h"
+
+namespace loom::model {
+namespace {
+
+using nlohmann::json;
+using testing::PromptImage;
+using testing::SequenceRunner;
+
+constexpr double kLogitTolerance = 1e-4;
+constexpr double kLogprobTolerance = 1e-3;
+
+struct Fixture {
+  weights::Snapshot snapshot = weights::Snapshot::open(testing::golden_dir() / "tiny_gemma3_vlm");
+  backend::cpu::CpuBackend backend;
+  std::unique_ptr<Model> model = load_model(snapshot, backend);
+  json cases = json::parse(std::ifstream(testing::golden_dir() / "tiny_gemma3_vlm_expected/cases.json"));
+};
+
+Fixture& fixture() {
+  static Fixture f;
+  return f;
+}
+
+// Each run of token_type 1 is one image's soft tokens; its pixels are image k of the case's pixel file.
+std::vector<PromptImage> encode_images(Model& model, const json& c) {
+  std::vector<PromptImage> images;
+  const std::vector<int> types = c["token_type_ids"].get<std::vector<int>>();
+  std::vector<float> pixels;
+  if (!c["pixels_file"].is_null()) {
+    pixels = testing::read_f32_file(testing::golden_dir() / "tiny_gemma3_vlm_expected" /
+                                    c["pixels_file"].get<std::string>());
+  }
+  const int64_t image_elems = 3 * 56 * 56;
+  for (size_t i = 0; i < types.size(); ++i) {
+    if (types[i] != 1 || (i > 0 && types[i - 1] == 1)) continue;
+    size_t end = i;
+    while (end < types.size() && types[end] == 1) ++end;
+    const auto k = static_cast<int64_t>(images.size());
+    EXPECT_LE((k + 1) * image_elems, static_cast<int64_t>(pixels.size()));
+    ImagePixels image;
+    image.pixel_values = Tensor::zeros(DType::kF32, {1, 3, 56, 56});
+    std::copy_n(pixels.data() + k * image_elems, image_elems, image.pixel_values.data_as<float>());
+    image.soft_tokens = static_cast<int64_t>(end - i);
+    images.push_back({static_cast<int64_t>(i), static_cast<int64_t>(end), model.encode_image(image)});
+  }
+  EXPECT_EQ(static_cast<int64_t>(images.size()), c["num_images"].get<int64_t>());
+  return images;
+}
+
+// Chunk ends: every `chunk` tokens, pushed past the end of an image a boundary would split.
+std::vector<int64_t> chunk_ends(int64_t length, int64_t chunk, const std::vector<PromptImage>& images) {
+  std::vector<int64_t> ends;
+  int64_t end = 0;
+  while (end < length) {
+    end = std::min(length, end + chunk);
+    for (const PromptImage& image : images) {
+      if (image.start < end && end < image.end) end = image.end;
+    }
+    ends.push_back(end);
+  }
+  return ends;
+}
+
+void expect_top5(const float* logits, int64_t vocab, const json& step, const std::string& where) {
+  const std::vector<double> lp = testing::log_softmax(logits, vocab);
+  for (const json& entry : step["top"]) {
+    const int id = entry[0].get<int>();
+    EXPECT_NEAR(lp[static_cast<size_t>(id)], entry[1].get<double>(), kLogprobTolerance) << where << " id " << id;
+  }
+}
+
+int32_t argmax(const float* row, int64_t n) {
+  return static_cast<int32_t>(std::max_element(row, row + n) - row);
+}
+
+void run_case(const json& c, int64_t chunk) {
+  Fixture& f = fixture();
+  Model& model = *f.model;
+  const int64_t vocab = model.info().vocab_size;
+  const std::string name = c["name"].get<std::string>() + (chunk > 0 ? " (chunked)" : " (whole)");
+  const std::vector<int32_t> prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+  const auto length = static_cast<int64_t>(prompt.size());
+  const std::vector<float> expected =
+      testing::read_f32_file(testing::golden_dir() / "tiny_gemma3_vlm_expected" / c["logits_file"].get<std::string>());
+  ASSERT_EQ(static_cast<int64_t>(expected.size()), length * vocab) << name;
+  const std::vector<PromptImage> images = encode_images(model, c);
+
+  const json& steps = c["steps"];
+  SequenceRunner runner(model, length + static_cast<int64_t>(steps.size()));
+  std::vector<float> last_logits;
+  int64_t begin = 0;
+  for (int64_t end : chunk_ends(length, chunk > 0 ? chunk : length, images)) {
+    const Tensor logits = runner.step({prompt.begin() + begin, prompt.begin() + end}, images, true);
+    ASSERT_EQ(logits.shape(), (Shape{end - begin, vocab})) << name;
+    for (int64_t r = 0; r < end - begin; ++r) {
+      const double error = testing::row_relative_error(logits.data_as<float>() + r * vocab,
+                                                       expected.data() + (begin + r) * vocab, vocab);
+      EXPECT_LE(error, kLogitTolerance) << name << " position " << begin + r;
+    }
+    last_logits.assign(logits.data_as<float>() + (end - begin - 1) * vocab,
+                       logits.data_as<float>() + (end - begin) * vocab);
+    begin = end;
+  }
+
+  // Greedy decode: step k's logits choose completion token k; decode steps ask for the last row only.
+  std::vector<int32_t> completion;
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const std::string where = name + " step " + std::to_string(k);
+    expect_top5(last_logits.data(), vocab, steps[k], where);
+    completion.push_back(argmax(last_logits.data(), vocab));
+    if (k + 1 == steps.size()) break;
+    const Tensor logits = runner.step({completion.back()}, images, false);
+    ASSERT_EQ(logits.shape(), (Shape{1, vocab})) << where;
+    last_logits.assign(logits.data_as<float>(), logits.data_as<float>() + vocab);
+  }
+  EXPECT_EQ(completion, c["completion_ids"].get<std::vector<int32_t>>()) << name;
+}
+
+TEST(Gemma3Golden, ModelInfo) {
+  const ModelInfo& info = fixture().model->info();
+  EXPECT_EQ(info.architecture, "Gemma3ForConditionalGeneration");
+  EXPECT_EQ(info.vocab_size, 512);
+  EXPECT_EQ(info.hidden_size, 64);
+  EXPECT_EQ(info.context_length, 512);
+  EXPECT_EQ(info.position_axes, 1);
+  ASSERT_EQ(info.kv.size(), 6u);
+  for (const backend::KvLayerShape& layer : info.kv) {
+    EXPECT_EQ(layer.kv_heads, 2);
+    EXPECT_EQ(layer.head_dim, 16);
+  }
+  EXPECT_EQ(info.stop_ids, (std::vector<int32_t>{1, 106}));
+  EXPECT_EQ(info.image_token_id, 502);
+  EXPECT_TRUE(info.bidirectional_images);
+}
+
+TEST(Gemma3Golden, EncodeImageShape) {
+  Fixture& f = fixture();
+  ImagePixels image;
+  image.pixel_values = Tensor::zeros(DType::kF32, {2, 3, 56, 56});  // an image and one crop
+  const Tensor embeddings = f.model->encode_image(image);
+  EXPECT_EQ(embeddings.shape(), (Shape{8, 64}));
+  image.pixel_values = Tensor::zeros(DType::kF32, {1, 3, 32, 32});
+  EXPECT_THROW(f.model->encode_image(image), Error);
+}
+
+TEST(Gemma3Golden, WholePrefillAndDecode) {
+  for (const json& c : fixture().cases["cases"]) run_case(c, 0);
+}
+
+TEST(Gemma3Golden, ChunkedPrefillAndDecode) {
+  for (const json& c : fixture().cases["cases"]) run_case(c, 7);
+}
+
+}  // namespace
+}  // namespace loom::model
