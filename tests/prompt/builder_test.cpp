@@ -69,11 +69,11 @@ std::string gemma3_text_only_template() {
 
 TEST(Builder, FallbackForTextOnlyTemplatesMatchesTheProcessorsPlacement) {
   // Reference: the real template with the image as the first part of the last user message, expanded in place.
-  const Json messages_with_image = {
-      {{"role", "user"}, {"content", "Hi"}},
-      {{"role", "assistant"}, {"content", "Hello"}},
-      {{"role", "user"}, {{image_part(kPhoto), text_part("What is this?")}}},
-  };
+  const Json messages_with_image = Json::array({
+      Json{{"role", "user"}, {"content", "Hi"}},
+      Json{{"role", "assistant"}, {"content", "Hello"}},
+      Json{{"role", "user"}, {"content", Json::array({image_part(kPhoto), text_part("What is this?")})}},
+  });
   const auto reference = make_builder(Family::kGemma3)
                              .build(parse_chat_request({{"messages", messages_with_image}}), golden_media_options());
   const auto text_only = make_builder(Family::kGemma3, gemma3_text_only_template());
@@ -107,11 +107,11 @@ TEST(Builder, SplicingAfterBosPutsTheImageOutsideTheTurnAndChangesTheIds) {
 
 TEST(Builder, QwenImagesInDifferentTurnsStayInTheirTurns) {
   const auto builder = make_builder(Family::kQwen3VL);
-  const Json messages = {
-      {{"role", "user"}, {{text_part("First:"), image_part(kPhoto)}}},
-      {{"role", "assistant"}, {"content", "A photo."}},
-      {{"role", "user"}, {{image_part("images/rgb_17x400.png"), text_part("Second?")}}},
-  };
+  const Json messages = Json::array({
+      Json{{"role", "user"}, {"content", Json::array({text_part("First:"), image_part(kPhoto)})}},
+      Json{{"role", "assistant"}, {"content", "A photo."}},
+      Json{{"role", "user"}, {"content", Json::array({image_part("images/rgb_17x400.png"), text_part("Second?")})}},
+  });
   const auto result = builder.build(parse_chat_request({{"messages", messages}}), golden_media_options());
   ASSERT_EQ(result.spans.size(), 2u);
   const int32_t im_start = *builder.tokenizer().token_to_id("<|im_start|>");

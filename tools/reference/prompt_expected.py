@@ -225,7 +225,8 @@ def run_conversation(family, processor, conversation):
     if "num_soft_tokens_per_image" in out:
         result["num_soft_tokens_per_image"] = to_list(out["num_soft_tokens_per_image"])
     if "pixel_values" in out:
-        result["pixel_values_shape"] = list(out["pixel_values"].shape)
+        pixels = out["pixel_values"]  # a list of arrays unless return_tensors is set
+        result["pixel_values_shape"] = list(pixels.shape) if hasattr(pixels, "shape") else [len(pixels)]
     if family == "qwen3vl":
         grids = to_list(out["image_grid_thw"]) if "image_grid_thw" in out else []
         result["image_grid_thw"] = grids
