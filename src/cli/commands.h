@@ -13,5 +13,7 @@ extern int exit_code;
 void register_info_command(CLI::App& app);
 // `loom tokenize`: src/cli/tokenize_command.cpp.
 void register_tokenize_command(CLI::App& app);
+// `loom quantize`: src/cli/quantize_command.cpp.
+void register_quantize_command(CLI::App& app);
 
 }  // namespace loom::cli

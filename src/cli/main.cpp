@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   loom::cli::register_info_command(app);
   loom::cli::register_tokenize_command(app);
+  loom::cli::register_quantize_command(app);
   app.require_subcommand(1);
   app.parse_complete_callback([&] { loom::log::set_level(log_level); });
 
