@@ -27,8 +27,9 @@ namespace {
 namespace fs = std::filesystem;
 
 // Tensor names that only exist in quantized checkpoints (MLX and the Hugging Face formats of weight-formats.md §4).
-constexpr std::string_view kQuantizedSuffixes[] = {".scales",           "_scales",        ".weight_scale",
-                                                   ".weight_scale_inv", ".weight_packed", "_blocks"};
+constexpr std::string_view kQuantizedSuffixes[] = {".scales", ".weight_scale", ".weight_scale_inv", ".weight_packed"};
+// gpt-oss MXFP4 stores U8 `*_blocks` / `*_scales`; only U8 tensors with those suffixes are taken as quantized.
+constexpr std::string_view kQuantizedByteSuffixes[] = {"_blocks", "_scales"};
 
 struct SourceTensor {
   const SafetensorsFile* file = nullptr;
@@ -58,6 +59,9 @@ void refuse_quantized(const Snapshot& snapshot) {
     for (const TensorInfo& t : file.tensors()) {
       bool quantized = t.dtype == DType::kU32 && t.name.ends_with(".weight");
       for (std::string_view suffix : kQuantizedSuffixes) quantized = quantized || t.name.ends_with(suffix);
+      for (std::string_view suffix : kQuantizedByteSuffixes) {
+        quantized = quantized || (t.dtype == DType::kU8 && t.name.ends_with(suffix));
+      }
       if (quantized) {
         fail(ErrorKind::kInvalidRequest,
              "{}: tensor '{}' in {} is quantized storage; loom quantize needs a float snapshot",
