@@ -15,5 +15,7 @@ void register_info_command(CLI::App& app);
 void register_tokenize_command(CLI::App& app);
 // `loom prompt`: src/cli/prompt_command.cpp.
 void register_prompt_command(CLI::App& app);
+// `loom quantize`: src/cli/quantize_command.cpp.
+void register_quantize_command(CLI::App& app);
 
 }  // namespace loom::cli
