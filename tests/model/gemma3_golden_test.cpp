@@ -40,7 +40,7 @@ Fixture& fixture() {
 }
 
 // Each run of token_type 1 is one image's soft tokens; its pixels are image k of the case's pixel file.
-std::vector<PromptImage> encode_images(Model& model, const json& c) {
+std::vector<PromptImage> encode_images(Model& model, const json& c, int64_t size) {
   std::vector<PromptImage> images;
   const std::vector<int> types = c["token_type_ids"].get<std::vector<int>>();
   std::vector<float> pixels;
@@ -48,7 +48,7 @@ std::vector<PromptImage> encode_images(Model& model, const json& c) {
     pixels = testing::read_f32_file(testing::golden_dir() / "tiny_gemma3_vlm_expected" /
                                     c["pixels_file"].get<std::string>());
   }
-  const int64_t image_elems = 3 * 56 * 56;
+  const int64_t image_elems = 3 * size * size;
   for (size_t i = 0; i < types.size(); ++i) {
     if (types[i] != 1 || (i > 0 && types[i - 1] == 1)) continue;
     size_t end = i;
@@ -56,7 +56,7 @@ std::vector<PromptImage> encode_images(Model& model, const json& c) {
     const auto k = static_cast<int64_t>(images.size());
     EXPECT_LE((k + 1) * image_elems, static_cast<int64_t>(pixels.size()));
     ImagePixels image;
-    image.pixel_values = Tensor::zeros(DType::kF32, {1, 3, 56, 56});
+    image.pixel_values = Tensor::zeros(DType::kF32, {1, 3, size, size});
     std::copy_n(pixels.data() + k * image_elems, image_elems, image.pixel_values.data_as<float>());
     image.soft_tokens = static_cast<int64_t>(end - i);
     images.push_back({static_cast<int64_t>(i), static_cast<int64_t>(end), model.encode_image(image)});
@@ -101,7 +101,7 @@ void run_case(const json& c, int64_t chunk) {
   const std::vector<float> expected =
       testing::read_f32_file(testing::golden_dir() / "tiny_gemma3_vlm_expected" / c["logits_file"].get<std::string>());
   ASSERT_EQ(static_cast<int64_t>(expected.size()), length * vocab) << name;
-  const std::vector<PromptImage> images = encode_images(model, c);
+  const std::vector<PromptImage> images = encode_images(model, c, f.cases["image_size"].get<int64_t>());
 
   const json& steps = c["steps"];
   SequenceRunner runner(model, length + static_cast<int64_t>(steps.size()));
