@@ -18,4 +18,7 @@ void register_prompt_command(CLI::App& app);
 // `loom quantize`: src/cli/quantize_command.cpp.
 void register_quantize_command(CLI::App& app);
 
+// `loom run`: one chat request end to end on this machine (run_command.cpp).
+void register_run_command(CLI::App& app);
+
 }  // namespace loom::cli

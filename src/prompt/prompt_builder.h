@@ -83,6 +83,8 @@ class PromptBuilder {
 
   const FamilySpec& spec() const { return *spec_; }
   const text::Tokenizer& tokenizer() const { return *tokenizer_; }
+  // The same tokenizer, for an engine that detokenizes this builder's prompts.
+  std::shared_ptr<const text::Tokenizer> shared_tokenizer() const { return tokenizer_; }
 
  private:
   std::vector<ImageSpan> find_spans(const std::vector<int32_t>& ids, const std::vector<PreparedImage>& images) const;
