@@ -18,6 +18,7 @@
 #include "backend/kv_cache.h"
 #include "core/tensor.h"
 #include "model/model.h"
+#include "support/scratch_dir.h"
 
 namespace loom::model::testing {
 
@@ -25,26 +26,7 @@ inline std::filesystem::path golden_dir() {
   return std::filesystem::path(LOOM_SOURCE_DIR) / "tests/golden/models";
 }
 
-class ScratchDir {
- public:
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("loom_model_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using loom::test_support::ScratchDir;
 
 inline std::vector<float> read_f32_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
