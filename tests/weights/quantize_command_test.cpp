@@ -3,14 +3,13 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "support/loom_process.h"
 #include "test_files.h"
 
 namespace loom::weights {
@@ -18,34 +17,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using test_support::LoomRun;
+using test_support::quoted;
+using test_support::run_loom;
 using ::testing::HasSubstr;
 using testing::ScratchDir;
-
-struct LoomRun {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-LoomRun run_loom(const std::string& arguments) {
-  ScratchDir scratch;
-  const auto err_path = scratch / "stderr";
-  const std::string command = std::string(LOOM_BINARY) + " " + arguments + " 2>'" + err_path.string() + "'";
-  LoomRun run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) run.out += buffer;
-  const int status = ::pclose(pipe);
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(err_path);
-  run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
-  return run;
-}
-
-std::string quoted(const fs::path& p) {
-  return "'" + p.string() + "'";
-}
 
 const fs::path kTinyGemma3 = testing::source_dir() / "tests/golden/snapshots/tiny_gemma3";
 const fs::path kTinyGemma3Vlm = testing::source_dir() / "tests/golden/models/tiny_gemma3_vlm";

@@ -27,7 +27,7 @@ import shapes
 
 SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>",
             "<end_of_image>", "<image_soft_token>"]
-IMAGE_SIZE, PATCH, TOKENS_PER_IMAGE = 128, 8, 16
+IMAGE_SIZE, PATCH = 128, 8
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -59,14 +59,14 @@ def build_tokenizer(seed):
     return fast
 
 
-def build_processor(tokenizer):
+def build_processor(tokenizer, tokens_per_image):
     image_processor = Gemma3ImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, image_mean=[0.5] * 3,
                                            image_std=[0.5] * 3, do_pan_and_scan=False)
     return Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer,
-                           chat_template=gemma3_chat_template(), image_seq_length=TOKENS_PER_IMAGE)
+                           chat_template=gemma3_chat_template(), image_seq_length=tokens_per_image)
 
 
-def build_model(tokenizer):
+def build_model(tokenizer, tokens_per_image):
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIALS}
     config = Gemma3Config(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=768, num_hidden_layers=4,
@@ -76,7 +76,7 @@ def build_model(tokenizer):
                          pad_token_id=ids["<pad>"], bos_token_id=ids["<bos>"], eos_token_id=ids["<eos>"]),
         vision_config=dict(hidden_size=192, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4,
                            image_size=IMAGE_SIZE, patch_size=PATCH, layer_norm_eps=1e-6, vision_use_head=False),
-        mm_tokens_per_image=TOKENS_PER_IMAGE, boi_token_index=ids["<start_of_image>"],
+        mm_tokens_per_image=tokens_per_image, boi_token_index=ids["<start_of_image>"],
         eoi_token_index=ids["<end_of_image>"], image_token_index=ids["<image_soft_token>"],
         eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]], pad_token_id=ids["<pad>"])
     return Gemma3ForConditionalGeneration(config)
@@ -175,6 +175,28 @@ def accuracy(model, processor, cases, device, batch_size=64):
     return correct / len(cases), results
 
 
+def answer_kind(answer):
+    """The question kind an expected answer belongs to, for the per-kind accuracy report."""
+    if answer.startswith("There"):
+        return "count"
+    if answer.startswith("It is"):
+        return "shape"
+    if answer.startswith("The "):
+        return "colour"
+    if answer.startswith(("A ", "An ")):
+        return "describe"
+    return "text"
+
+
+def breakdown(results):
+    kinds = {}
+    for messages, _, ok in results:
+        total = kinds.setdefault(answer_kind(messages[-1]["content"]), [0, 0])
+        total[0] += ok
+        total[1] += 1
+    return " ".join(f"{k} {c}/{n}" for k, (c, n) in sorted(kinds.items()))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
@@ -182,14 +204,16 @@ def main():
     parser.add_argument("--minutes", type=float, default=6.0)
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--tokens-per-image", type=int, default=16, help="soft tokens per image (a square number)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     device = "cuda"
 
     tokenizer = build_tokenizer(args.seed)
-    processor = build_processor(tokenizer)
-    model = build_model(tokenizer).to(device)
+    processor = build_processor(tokenizer, args.tokens_per_image)
+    model = build_model(tokenizer, args.tokens_per_image).to(device)
     print("parameters", sum(p.numel() for p in model.parameters()), "vocab", len(tokenizer))
     check_rng = random.Random(0)
     for _ in range(20):
@@ -202,7 +226,7 @@ def main():
             print("pixel difference fast vs processor", (pixels - ref["pixel_values"]).abs().max().item())
     loader = DataLoader(Conversations(processor, args.seed), batch_size=args.batch, num_workers=12,
                         collate_fn=lambda items: collate(items, tokenizer.pad_token_id), prefetch_factor=4)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     total_steps, warmup = 100000, 200
     budget = args.minutes * 60
     start, step, best = time.time(), 0, 0.0
@@ -224,8 +248,8 @@ def main():
         if step % 100 == 0:
             print(f"step {step} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
         if step % 2000 == 0 or time.time() - start > args.minutes * 60 or step >= total_steps:
-            acc, _ = accuracy(model, processor, validation, device)
-            print(f"step {step} validation accuracy {acc:.4f}", flush=True)
+            acc, results = accuracy(model, processor, validation, device)
+            print(f"step {step} validation accuracy {acc:.4f} ({breakdown(results)})", flush=True)
             best = max(best, acc)
             if acc >= args.target or time.time() - start > args.minutes * 60 or step >= total_steps:
                 break
@@ -240,8 +264,9 @@ def main():
     # What users get: the bf16 snapshot, run in float32 (the reference loom is compared against).
     reloaded = Gemma3ForConditionalGeneration.from_pretrained(args.out, torch_dtype=torch.float32).to(device)
     test_cases = held_out(args.seed + 2, 1000)
-    final_acc, _ = accuracy(reloaded, processor, test_cases, device)
-    print(f"held-out accuracy (1000 conversations, bf16 weights, float32 compute): {final_acc:.4f}")
+    final_acc, final_results = accuracy(reloaded, processor, test_cases, device)
+    print(f"held-out accuracy (1000 conversations, bf16 weights, float32 compute): {final_acc:.4f} "
+          f"({breakdown(final_results)})")
 
     # The committed test set: 48 image conversations with their images and expected answers.
     testset_dir = os.path.join(args.out, "testset")
