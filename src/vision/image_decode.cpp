@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "vision/exif_orientation.h"
 
 namespace loom::vision {
 namespace {
@@ -321,8 +322,9 @@ ImageInfo probe_image(std::span<const uint8_t> bytes, const DecodeLimits& limits
   return info;
 }
 
-Image decode_image(std::span<const uint8_t> bytes, const DecodeLimits& limits) {
-  const ImageInfo info = probe_image(bytes, limits);
+namespace {
+
+Image decode_pixels(std::span<const uint8_t> bytes, const ImageInfo& info) {
   switch (info.format) {
     case ImageFormat::kPng:
       return decode_png(bytes, info);
@@ -338,6 +340,13 @@ Image decode_image(std::span<const uint8_t> bytes, const DecodeLimits& limits) {
       return decode_webp(bytes, info);
   }
   fail(ErrorKind::kInternal, "unhandled image format");
+}
+
+}  // namespace
+
+Image decode_image(std::span<const uint8_t> bytes, const DecodeLimits& limits) {
+  const ImageInfo info = probe_image(bytes, limits);
+  return apply_exif_orientation(decode_pixels(bytes, info), read_exif_orientation(bytes, info.format));
 }
 
 }  // namespace loom::vision

@@ -3,7 +3,8 @@
 // header is read and checked against the limits before any pixel is decoded. Colour conversion follows what
 // `PIL.Image.open(f).convert("RGB")` produces, because that is what the reference pipeline feeds the processors:
 // alpha is dropped (not composited), palettes are expanded, grey is replicated, 16-bit channels keep their high byte
-// except 16-bit greyscale PNG, which PIL opens as 32-bit integers and clips to 0..255.
+// except 16-bit greyscale PNG, which PIL opens as 32-bit integers and clips to 0..255. An EXIF orientation tag is
+// applied afterwards, as transformers' load_image does (exif_orientation.h).
 
 #include <cstddef>
 #include <cstdint>

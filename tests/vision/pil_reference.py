@@ -5,7 +5,7 @@ Run by the gtest suite with /usr/bin/python3 (Debian python3-pil, python3-numpy)
 (one case per line, space-separated) and writes raw little-endian outputs the C++ test compares against:
 
   decode   <manifest>   lines: <image path> <out path>
-           out: PIL Image.open(path).convert("RGB") bytes, preceded by width and height as uint32.
+           out: PIL ImageOps.exif_transpose(Image.open(path)).convert("RGB") bytes, preceded by width and height as uint32.
   resize   <manifest>   lines: <in raw rgb> <w> <h> <filter 2|3> <out w> <out h> <out path>
            out: Image.resize((out w, out h), filter) bytes.
   gemma3   <manifest>   lines: <in raw rgb> <w> <h> <size> <pan_and_scan 0|1> <out path>
@@ -22,7 +22,7 @@ import math
 import sys
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 RESCALE = 1 / 255
 
@@ -56,7 +56,8 @@ def pil_resize(chw_uint8, height, width, resample):
 def cmd_decode(fields):
     path, out = fields
     with Image.open(path) as image:
-        rgb = np.asarray(image.convert("RGB"))
+        # As transformers' load_image: EXIF orientation first, then RGB.
+        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     with open(out, "wb") as f:
         f.write(np.array([rgb.shape[1], rgb.shape[0]], dtype="<u4").tobytes())
         f.write(rgb.tobytes())

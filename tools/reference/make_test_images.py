@@ -6,7 +6,8 @@
 Needs numpy and PIL (Debian python3-numpy, python3-pil). The pictures are smooth gradients plus seeded noise so that
 JPEG and lossy WebP have real texture, in awkward sizes (1x1, 17x400, 1000x37) and in every colour layout the decoder
 must convert like PIL's Image.convert("RGB"): palette, grey, grey+alpha, RGBA, 16-bit grey, 1-bit. Next to each
-key image, <name>.rgb holds PIL's decode (Image.open(f).convert("RGB"), raw bytes, row-major) as a committed fixture;
+key image, <name>.rgb holds PIL's decode as transformers loads images (ImageOps.exif_transpose(Image.open(f))
+.convert("RGB"), raw bytes, row-major) as a committed fixture;
 for the key cases; the tests also ask PIL live for all of them.
 """
 
@@ -14,7 +15,7 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 OUT = os.path.join("tests", "golden", "images")
 
@@ -32,7 +33,8 @@ def picture(width, height, seed):
 
 # Images whose PIL decode is committed next to them as <name>.rgb (the rest are compared with PIL live).
 FIXTURES = {"rgb_1000x37.png", "palette_trns_121x89.png", "gray_alpha_121x89.png", "rgba_121x89.png",
-            "gray16_40x30.png", "palette_trns_121x89.gif", "photo_121x89.bmp", "photo_121x89_lossy.webp"}
+            "gray16_40x30.png", "palette_trns_121x89.gif", "photo_121x89.bmp", "photo_121x89_lossy.webp",
+            "exif_orientation_5_23x11.png", "exif_orientation_6_23x11.png"}
 
 
 def save(image, name, **kwargs):
@@ -40,7 +42,7 @@ def save(image, name, **kwargs):
     image.save(path, **kwargs)
     if name in FIXTURES:
         with Image.open(path) as reopened:
-            np.asarray(reopened.convert("RGB")).tofile(path + ".rgb")
+            np.asarray(ImageOps.exif_transpose(reopened).convert("RGB")).tofile(path + ".rgb")
 
 
 def main():
@@ -98,6 +100,19 @@ def main():
     save(Image.fromarray(rgba, "RGBA"), "rgba_121x89_lossy.webp", quality=80)
     save(Image.fromarray(rgba, "RGBA"), "rgba_121x89_lossless.webp", lossless=True, exact=True)
     save(rgb_1000x37, "rgb_1000x37_lossless.webp", lossless=True)
+
+    # EXIF orientation 1..8 (transformers' load_image applies ImageOps.exif_transpose): lossless PNG for exact
+    # checks, plus JPEG and WebP containers of the same tag.
+    upright = Image.fromarray(picture(23, 11, 6))
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        save(upright, f"exif_orientation_{orientation}_23x11.png", exif=exif.tobytes())
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    save(photo, "exif_orientation_6_121x89.jpg", quality=90, exif=exif.tobytes())
+    exif[0x0112] = 8
+    save(upright, "exif_orientation_8_23x11_lossless.webp", lossless=True, exif=exif.tobytes())
 
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print(f"wrote {len(os.listdir(OUT))} files, {total} bytes, to {OUT}")
