@@ -131,6 +131,32 @@ TEST(Gemma4Vision, ConfigFromTheSnapshot) {
   EXPECT_EQ(c.text_hidden_size, 24);
 }
 
+TEST(Gemma4Vision, ConfigDefaultsAreTransformers) {
+  // An empty vision_config is transformers' Gemma4VisionConfig(): the E2B tower.
+  const json empty = json::object();
+  const Gemma4VisionConfig c = parse_gemma4_vision_config(JsonFields(empty, "config.json: vision_config"), 1536);
+  EXPECT_EQ(c.hidden_size, 768);
+  EXPECT_EQ(c.intermediate_size, 3072);
+  EXPECT_EQ(c.layers, 16);
+  EXPECT_EQ(c.heads, 12);
+  EXPECT_EQ(c.kv_heads, 12);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.patch_size, 16);
+  EXPECT_EQ(c.pooling_kernel_size, 3);
+  EXPECT_EQ(c.position_embedding_size, 10240);
+  EXPECT_FALSE(c.use_clipped_linears);
+  EXPECT_FALSE(c.standardize);
+  EXPECT_EQ(c.rope_theta, 100.0);
+  EXPECT_FLOAT_EQ(c.rms_norm_eps, 1e-6f);
+  EXPECT_EQ(c.activation, backend::Activation::kGeluTanh);
+  EXPECT_EQ(c.text_hidden_size, 1536);
+  // rope_type "default" is read as the same axial RoPE; a legacy top-level rope_theta is honoured.
+  const json legacy = {{"rope_theta", 50.0}};
+  EXPECT_EQ(parse_gemma4_vision_config(JsonFields(legacy, "v"), 8).rope_theta, 50.0);
+  const json spelled = {{"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 25.0}}}};
+  EXPECT_EQ(parse_gemma4_vision_config(JsonFields(spelled, "v"), 8).rope_theta, 25.0);
+}
+
 TEST(Gemma4Vision, TowerMatchesTheNumpyReference) {
   Loaded f(snapshot_dir());
   const json expected = read_json(expected_dir() / "cases.json");
