@@ -11,9 +11,17 @@ Tensor Scratch::get(Slot slot, Shape shape) {
   return Tensor::borrow(DType::kF32, std::move(shape), buffer.data());
 }
 
-void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out) {
-  backend.matmul(x, layer.weight, out);
+void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out, Scratch* scratch) {
+  if (layer.clip.clamps_input()) {
+    Tensor clamped =
+        scratch != nullptr ? scratch->get(Slot::kClampedInput, x.shape()) : Tensor::zeros(DType::kF32, x.shape());
+    backend.clamp(x, layer.clip.input_min, layer.clip.input_max, clamped);
+    backend.matmul(clamped, layer.weight, out);
+  } else {
+    backend.matmul(x, layer.weight, out);
+  }
   if (!layer.bias.empty()) backend.add_bias(out, layer.bias);
+  if (layer.clip.clamps_output()) backend.clamp(out, layer.clip.output_min, layer.clip.output_max, out);
 }
 
 namespace {
@@ -32,9 +40,9 @@ Projected project_qkv(backend::Backend& backend, const AttentionWeights& w, cons
   Tensor q2 = q.reshaped({t, int64_t{p.heads} * p.head_dim});
   Tensor k2 = k.reshaped({t, int64_t{p.kv_heads} * p.head_dim});
   Tensor v2 = v.reshaped({t, int64_t{p.kv_heads} * p.head_dim});
-  linear(backend, w.q, x, q2);
-  linear(backend, w.k, x, k2);
-  linear(backend, w.v, x, v2);
+  linear(backend, w.q, x, q2, &scratch);
+  linear(backend, w.k, x, k2, &scratch);
+  linear(backend, w.v, x, v2, &scratch);
   if (!w.q_norm.empty()) {
     // Norms before RoPE, per head over head_dim.
     Tensor qn = scratch.get(Slot::kQueryNormed, q.shape());
@@ -44,6 +52,11 @@ Projected project_qkv(backend::Backend& backend, const AttentionWeights& w, cons
     q = qn;
     k = kn;
   }
+  if (p.v_norm) {
+    Tensor vn = scratch.get(Slot::kValueNormed, v.shape());
+    backend.rms_norm(v, nullptr, {.eps = p.qk_norm.eps, .weight = backend::NormWeight::kNone}, vn);
+    v = vn;
+  }
   if (p.rope != nullptr) {
     backend.rope(q, *p.rope, positions);
     backend.rope(k, *p.rope, positions);
@@ -51,9 +64,10 @@ Projected project_qkv(backend::Backend& backend, const AttentionWeights& w, cons
   return {q, k, v};
 }
 
-void output_projection(backend::Backend& backend, const AttentionWeights& w, const Tensor& attended, Tensor& out) {
+void output_projection(backend::Backend& backend, const AttentionWeights& w, const Tensor& attended, Scratch& scratch,
+                       Tensor& out) {
   const Tensor flat = attended.reshaped({attended.dim(0), attended.dim(1) * attended.dim(2)});
-  linear(backend, w.o, flat, out);
+  linear(backend, w.o, flat, out, &scratch);
 }
 
 }  // namespace
@@ -71,16 +85,16 @@ void attention_block(backend::Backend& backend, const AttentionWeights& w, const
   backend.kv_append(cache, cache_layer, batch, qkv.k, qkv.v);
   Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
   backend.attention(qkv.q, cache, cache_layer, batch, p.mask, attended);
-  output_projection(backend, w, attended, out);
+  output_projection(backend, w, attended, scratch, out);
 }
 
 void dense_attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p,
                            const Tensor& x, std::span<const backend::SequenceSlice> sequences, Scratch& scratch,
-                           Tensor& out) {
-  const Projected qkv = project_qkv(backend, w, p, x, {}, scratch);
+                           Tensor& out, std::span<const int32_t> positions) {
+  const Projected qkv = project_qkv(backend, w, p, x, positions, scratch);
   Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
   backend.attention_dense(qkv.q, qkv.k, qkv.v, sequences, p.mask, attended);
-  output_projection(backend, w, attended, out);
+  output_projection(backend, w, attended, scratch, out);
 }
 
 void gated_mlp(backend::Backend& backend, const GatedMlpWeights& w, backend::Activation act, const Tensor& x,
@@ -88,18 +102,18 @@ void gated_mlp(backend::Backend& backend, const GatedMlpWeights& w, backend::Act
   const int64_t t = x.dim(0);
   Tensor gate = scratch.get(Slot::kGate, {t, w.gate.weight.rows});
   Tensor up = scratch.get(Slot::kUp, {t, w.up.weight.rows});
-  linear(backend, w.gate, x, gate);
-  linear(backend, w.up, x, up);
+  linear(backend, w.gate, x, gate, &scratch);
+  linear(backend, w.up, x, up, &scratch);
   backend.gated_activation(act, gate, up, gate);
-  linear(backend, w.down, gate, out);
+  linear(backend, w.down, gate, out, &scratch);
 }
 
 void mlp(backend::Backend& backend, const MlpWeights& w, backend::Activation act, const Tensor& x, Scratch& scratch,
          Tensor& out) {
   Tensor hidden = scratch.get(Slot::kActivated, {x.dim(0), w.fc1.weight.rows});
-  linear(backend, w.fc1, x, hidden);
+  linear(backend, w.fc1, x, hidden, &scratch);
   backend.activation(act, hidden, hidden);
-  linear(backend, w.fc2, hidden, out);
+  linear(backend, w.fc2, hidden, out, &scratch);
 }
 
 }  // namespace loom::model
