@@ -14,7 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.h"
+#include "core/float_formats.h"
 #include "model_test_util.h"
+#include "weights/quant/quantize.h"
 #include "weights/safetensors.h"
 #include "weights/snapshot.h"
 
@@ -126,11 +128,11 @@ TEST(Qwen3VLVision, ConfigIsRead) {
   const weights::Snapshot snapshot = weights::Snapshot::open(snapshot_dir());
   const Qwen3VLVisionConfig c = parse_qwen3vl_vision_config(snapshot);
   EXPECT_EQ(c.depth, 3);
-  EXPECT_EQ(c.hidden_size, 16);
+  EXPECT_EQ(c.hidden_size, 32);
   EXPECT_EQ(c.heads, 2);
-  EXPECT_EQ(c.head_dim(), 8);
+  EXPECT_EQ(c.head_dim(), 16);
   EXPECT_EQ(c.patch_values(), 3 * 2 * 4 * 4);
-  EXPECT_EQ(c.merged_width(), 64);
+  EXPECT_EQ(c.merged_width(), 128);
   EXPECT_EQ(c.out_hidden_size, 24);
   EXPECT_EQ(c.deepstack_indexes, (std::vector<int>{2, 0}));
   EXPECT_EQ(c.activation, backend::Activation::kGeluTanh);
@@ -182,6 +184,58 @@ TEST(Qwen3VLVision, MlxChannelsLastConvAndNamesGiveTheSameFeatures) {
       });
   Loaded loaded(dir.path());
   expect_matches_reference(loaded.tower, read_json(expected_dir() / "cases.json"));
+}
+
+// The fused qkv stored MLX-quantized (affine 8-bit, groups of 32) splits into q, k and v by rows of codes, scales
+// and biases: the features equal those of a float snapshot holding the same matrices dequantized.
+TEST(Qwen3VLVision, QuantizedFusedQkvSplitsByRows) {
+  testing::ScratchDir quantized, dequantized;
+  json config = read_json(snapshot_dir() / "config.json");
+  std::ofstream(dequantized.path() / "config.json") << config.dump();
+  config["quantization"] = {{"group_size", 32}, {"bits", 8}};
+  std::ofstream(quantized.path() / "config.json") << config.dump();
+  const weights::SafetensorsFile file = weights::SafetensorsFile::open(snapshot_dir() / "model.safetensors");
+  weights::SafetensorsWriter q_writer, f_writer;
+  int quantized_modules = 0;
+  for (const weights::TensorInfo& info : file.tensors()) {
+    const Tensor tensor = file.to_tensor(info.name);
+    if (!info.name.ends_with("attn.qkv.weight")) {
+      q_writer.add(info.name, tensor);
+      f_writer.add(info.name, tensor);
+      continue;
+    }
+    ASSERT_EQ(tensor.dtype(), DType::kBF16);
+    std::vector<float> values(static_cast<size_t>(tensor.elements()));
+    for (size_t i = 0; i < values.size(); ++i) values[i] = bf16_to_float(tensor.data_as<uint16_t>()[i]);
+    const int64_t rows = tensor.dim(0), cols = tensor.dim(1);
+    const weights::Weight q = weights::quant::quantize(values.data(), rows, cols, {weights::QuantMode::kAffine, 8, 32});
+    const std::string module = info.name.substr(0, info.name.size() - std::string(".weight").size());
+    q_writer.add(module + ".weight", q.values);
+    q_writer.add(module + ".scales", q.scales);
+    q_writer.add(module + ".biases", q.biases);
+    Tensor decoded = Tensor::zeros(DType::kF32, {rows, cols});
+    weights::quant::dequantize_rows(q, 0, rows, decoded.data_as<float>());
+    f_writer.add(info.name, decoded);
+    ++quantized_modules;
+  }
+  EXPECT_EQ(quantized_modules, 3);
+  q_writer.write(quantized.path() / "model.safetensors");
+  f_writer.write(dequantized.path() / "model.safetensors");
+
+  Loaded q(quantized.path()), f(dequantized.path());
+  EXPECT_EQ(q.loader.matrix("model.visual.blocks.0.attn.qkv", 96, 32).quant.mode, weights::QuantMode::kAffine);
+  for (const json& c : read_json(expected_dir() / "cases.json")["cases"]) {
+    const Qwen3VLImageFeatures a = q.tower.encode(case_pixels(c));
+    const Qwen3VLImageFeatures b = f.tower.encode(case_pixels(c));
+    const auto as_vector = [](const Tensor& t) {
+      return std::vector<float>(t.span<float>().begin(), t.span<float>().end());
+    };
+    EXPECT_LT(relative_error(a.embeddings, as_vector(b.embeddings)), 1e-5);
+    ASSERT_EQ(a.deepstack.size(), b.deepstack.size());
+    for (size_t j = 0; j < a.deepstack.size(); ++j) {
+      EXPECT_LT(relative_error(a.deepstack[j], as_vector(b.deepstack[j])), 1e-5);
+    }
+  }
 }
 
 std::string load_error(const std::function<void(json&)>& edit_config,
@@ -242,12 +296,12 @@ TEST(Qwen3VLVision, BrokenSnapshotsNameTheTensor) {
   const std::string wrong = load_error(
       keep_config,
       [](std::string& name, Tensor& tensor) {
-        if (name == "model.visual.merger.norm.weight") tensor = Tensor::zeros(DType::kF32, {64});
+        if (name == "model.visual.merger.norm.weight") tensor = Tensor::zeros(DType::kF32, {128});
         return true;
       },
       ErrorKind::kInvalidFile);
   EXPECT_THAT(wrong, ::testing::HasSubstr("model.visual.merger.norm.weight"));
-  EXPECT_THAT(wrong, ::testing::HasSubstr("[16]"));
+  EXPECT_THAT(wrong, ::testing::HasSubstr("[32]"));
 }
 
 TEST(Qwen3VLVision, BadPixelsAreRefused) {

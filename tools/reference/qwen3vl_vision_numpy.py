@@ -5,13 +5,13 @@ loom's tower is tested against where torch is not available.
 Run from the repository root with plain python3 + numpy (deterministic, fixed seed, well under a second):
     python3 tools/reference/qwen3vl_vision_numpy.py [OUT_DIR]     (default tests/golden/models)
 Writes
-  OUT_DIR/qwen3vl_vision_numpy/           config.json (vision depth 3, hidden 16, 2 heads, patch 4, temporal 2,
+  OUT_DIR/qwen3vl_vision_numpy/           config.json (vision depth 3, hidden 32, 2 heads, patch 4, temporal 2,
                                           merge 2, a 6x6 position table, deepstack at blocks [2, 0]) and
                                           model.safetensors (matrices, conv and position table in bf16, norms and
                                           biases in f32), canonical "model.visual.*" names
   OUT_DIR/qwen3vl_vision_numpy_expected/  cases.json and, per case k, little-endian float32 files:
                                           case_k_pixels.f32      pixel rows [t*h*w, 3*2*4*4] (random, N(0, 1))
-                                          case_k_position.f32    resampled position embedding [t*h*w, 16]
+                                          case_k_position.f32    resampled position embedding [t*h*w, 32]
                                           case_k_embeddings.f32  merger output [t*h*w/4, 24]
                                           case_k_deepstack_j.f32 deepstack feature j (layer order) [t*h*w/4, 24]
                                           and in cases.json the RoPE (row, col) ids of every row.
@@ -30,7 +30,7 @@ import sys
 import numpy as np
 
 SEED = 20251
-HIDDEN, HEADS, INTER, DEPTH = 16, 2, 32, 3
+HIDDEN, HEADS, INTER, DEPTH = 32, 2, 48, 3
 PATCH, TEMPORAL, MERGE, CHANNELS = 4, 2, 2, 3
 OUT_HIDDEN = 24
 SIDE = 6
