@@ -29,7 +29,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
 SEED = 4321
-IMAGES = ["photo_121x89.png", "rgb_17x400.png", "rgb_1000x37.png"]
+IMAGES = ["photo_121x89.bmp", "rgb_17x400.png", "rgb_1000x37.png"]
 PREPROCESSOR = {
     "image_processor_type": "Qwen2VLImageProcessor",
     "processor_class": "Qwen3VLProcessor",
