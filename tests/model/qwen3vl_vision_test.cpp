@@ -224,7 +224,8 @@ TEST(Qwen3VLVision, QuantizedFusedQkvSplitsByRows) {
 
   Loaded q(quantized.path()), f(dequantized.path());
   EXPECT_EQ(q.loader.matrix("model.visual.blocks.0.attn.qkv", 96, 32).quant.mode, weights::QuantMode::kAffine);
-  for (const json& c : read_json(expected_dir() / "cases.json")["cases"]) {
+  const json cases = read_json(expected_dir() / "cases.json");
+  for (const json& c : cases["cases"]) {
     const Qwen3VLImageFeatures a = q.tower.encode(case_pixels(c));
     const Qwen3VLImageFeatures b = f.tower.encode(case_pixels(c));
     const auto as_vector = [](const Tensor& t) {
