@@ -229,6 +229,7 @@ describe('bad input', { timeout: 120000 }, () => {
     const todo = kKnownServerBugs.has(c.name) ? 'known server bug (see kKnownServerBugs)' : false;
     it(`${c.name}: ${c.method ?? 'POST'} ${c.route} → ${c.status}`, { todo }, async () => {
       const server = servers[c.server ?? 'open'];
+      server.assertAlive();
       const method = c.method ?? 'POST';
       const init = { method, headers: { ...(c.headers ?? {}) } };
       if (method === 'POST') {
@@ -257,9 +258,9 @@ describe('bad input', { timeout: 120000 }, () => {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${kApiKey}` },
         body: JSON.stringify(chat(ctx, { max_tokens: 1 })),
       });
-      assert.equal(ok.status, 200, `the next normal request failed: ${await ok.text()}`);
-      const answer = await ok.json();
-      assert.equal(answer.object, 'chat.completion');
+      const answer = await ok.text();
+      assert.equal(ok.status, 200, `the next normal request failed: ${answer.slice(0, 300)}`);
+      assert.equal(JSON.parse(answer).object, 'chat.completion');
     });
   }
 });
