@@ -72,6 +72,24 @@ class LoomServer {
     throw new Error(`server did not print "loom: listening on" within ${timeoutMs} ms\n${this.describe()}`);
   }
 
+  // The model loads after the socket is bound; /health says 200 once it is ready (and needs no API key).
+  async waitHealthy(timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      this.assertAlive();
+      try {
+        const res = await fetch(`${this.url}/health`);
+        last = `${res.status} ${await res.text()}`;
+        if (res.status === 200) return;
+      } catch (e) {
+        last = String(e);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`/health did not answer 200 within ${timeoutMs} ms (last: ${last})\n${this.describe()}`);
+  }
+
   get baseURL() {
     return `${this.url}/v1`;
   }
@@ -117,6 +135,7 @@ export async function startServer({ args = [], timeoutMs = 30000 } = {}) {
     server.exited = { code: null, signal: null, error: String(err) };
   });
   await server.waitListening(timeoutMs);
+  await server.waitHealthy(timeoutMs);
   server.exitPromise.then(() => running.delete(server));
   return server;
 }
