@@ -10,7 +10,11 @@ import { startServer, tinyModelConfig } from './server.mjs';
 
 // Cases the server currently gets wrong, each reported with route, input, expected and actual behaviour. They run and
 // report as TODO instead of failing the suite; remove a name once the server is fixed.
-const kKnownServerBugs = new Set([]);
+const kKnownServerBugs = new Set([
+  'logit_bias id at the vocabulary size', // 400 but error.param is null (the engine's check, not tagged)
+  'messages: first message from the assistant', // 200: Anthropic requires the first message to be the user's
+  'messages: stop_sequences not a list', // 200: a string is taken for stop_sequences, Anthropic requires a list
+]);
 
 const kApiKey = 'matrix-key';
 const config = tinyModelConfig();
@@ -72,6 +76,13 @@ const kCases = [
     ...oa(400, 'invalid_request_error'),
   },
   { name: 'truncated PNG', route: C, body: (c) => imageMessage(c, [dataUri(png.subarray(0, png.length >> 1))]), ...oa(400, 'invalid_request_error') },
+  { name: 'image from a local path without --media-dir', route: C, body: (c) => imageMessage(c, ['/etc/passwd']), ...oa(400, 'invalid_request_error') },
+  {
+    name: 'image from a loopback URL (remote media off)',
+    route: C,
+    body: (c) => imageMessage(c, ['http://127.0.0.1:1/image.png']),
+    ...oa(400, 'invalid_request_error'),
+  },
   { name: 'too many images (17)', route: C, body: (c) => imageMessage(c, Array(17).fill(pngUri)), ...oa(400, 'invalid_request_error') },
   // Size limits.
   {
@@ -118,6 +129,7 @@ const kCases = [
     body: (c) => chat(c, { response_format: { type: 'json_object' } }),
     ...oa(400, 'invalid_request_error', { param: 'response_format' }),
   },
+  { name: 'stream_options without stream', route: C, body: (c) => chat(c, { stream_options: { include_usage: true } }), ...oa(400, 'invalid_request_error', { param: 'stream_options' }) },
   { name: 'stop with 5 entries', route: C, body: (c) => chat(c, { stop: ['a', 'b', 'c', 'd', 'e'] }), ...oa(400, 'invalid_request_error', { param: 'stop' }) },
   { name: 'stop a number', route: C, body: (c) => chat(c, { stop: 5 }), ...oa(400, 'invalid_request_error', { param: 'stop' }) },
   // Authentication (a server started with --api-key).
@@ -156,6 +168,7 @@ const kCases = [
   { name: 'messages: missing model', route: M, body: (c) => ({ max_tokens: 2, messages: msg(c).messages }), ...an(400, 'invalid_request_error') },
   { name: 'messages: unknown model', route: M, body: (c) => msg(c, { model: 'no-such-model' }), ...an(404, 'not_found_error') },
   { name: 'messages: max_tokens zero', route: M, body: (c) => msg(c, { max_tokens: 0 }), ...an(400, 'invalid_request_error') },
+  { name: 'messages: max_tokens a string', route: M, body: (c) => msg(c, { max_tokens: 'many' }), ...an(400, 'invalid_request_error') },
   { name: 'messages: temperature above 1', route: M, body: (c) => msg(c, { temperature: 1.5 }), ...an(400, 'invalid_request_error') },
   {
     name: 'messages: first message from the assistant',

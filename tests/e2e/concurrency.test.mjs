@@ -7,6 +7,8 @@ import { startServer } from './server.mjs';
 
 const kClients = 32;
 const kAborting = kClients / 4;
+const kSurvivorTokens = 16;
+const kAbortingTokens = 1500;
 // Metric names as the server publishes them (docs/API.md lists them).
 const kMetricRunning = 'loom_requests_running';
 const kMetricQueued = 'loom_queue_depth';
@@ -44,8 +46,8 @@ function parseMetrics(text) {
   const values = new Map();
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (m) values.set(m[1], (values.get(m[1]) ?? 0) + Number(m[3]));
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^"}]|"([^"\\]|\\.)*")*\})?\s+(\S+)/.exec(line);
+    if (m) values.set(m[1], (values.get(m[1]) ?? 0) + Number(m.at(-1)));
   }
   return values;
 }
@@ -77,7 +79,7 @@ describe('concurrency', { timeout: 120000 }, () => {
           temperature: 1,
           seed: i,
           // The ones that hang up ask for a long answer: it must be cancelled, not run to the end.
-          max_tokens: aborting ? 1500 : 16,
+          max_tokens: aborting ? kAbortingTokens : kSurvivorTokens,
         }),
       });
       assert.equal(res.status, 200, `client ${i}`);
@@ -89,6 +91,9 @@ describe('concurrency', { timeout: 120000 }, () => {
         throw e;
       }
     };
+    const engineCounters = async () =>
+      (await (await fetch(`${server.baseURL}/models/${encodeURIComponent(model)}/status`)).json()).engine;
+    const before = await engineCounters();
     const results = await Promise.all(Array.from({ length: kClients }, (_, i) => client(i)));
 
     let survivors = 0;
@@ -133,6 +138,11 @@ describe('concurrency', { timeout: 120000 }, () => {
     assert.equal(metrics.get(kMetricRunning), 0, 'no running request');
     assert.equal(metrics.get(kMetricQueued), 0, 'no queued request');
     assert.equal(metrics.get(kMetricKvUsed), 0, 'no KV block in use');
+    // Cancelled, not run to the end: the hung-up requests sampled far fewer than their max_tokens (the engine's own
+    // counter, GET /v1/models/{id}/status, counts every sampled token, cancelled requests' included).
+    const generated = (await engineCounters()).generated_tokens - before.generated_tokens;
+    const bound = (kClients - kAborting) * kSurvivorTokens + (kAborting * kAbortingTokens) / 2;
+    assert.ok(generated < bound, `sampled ${generated} tokens; without cancellation it would be over ${bound}`);
 
     // And it still answers.
     const res = await fetch(`${server.baseURL}/chat/completions`, {

@@ -9,6 +9,9 @@ import { startServer, tinyModelConfig } from './server.mjs';
 const config = tinyModelConfig();
 const kPrompts = ['Tell me a story.', 'Hello there', 'Write a poem about the sea', 'abc', 'Why is the sky blue?'];
 const kLongTokens = 24;
+// The random tiny model repeats one character when decoding greedily; a strong repetition penalty (a loom and vLLM
+// extension the SDK passes through) makes its greedy text vary, so that stop strings and prefixes mean something.
+const kVaried = { repetition_penalty: 10 };
 
 describe('openai SDK', { timeout: 120000 }, () => {
   let server;
@@ -19,7 +22,14 @@ describe('openai SDK', { timeout: 120000 }, () => {
 
   const user = (text) => [{ role: 'user', content: text }];
   const greedyChat = (extra = {}) =>
-    client.chat.completions.create({ model, messages: user(prompt), temperature: 0, max_tokens: kLongTokens, ...extra });
+    client.chat.completions.create({
+      model,
+      messages: user(prompt),
+      temperature: 0,
+      max_tokens: kLongTokens,
+      ...kVaried,
+      ...extra,
+    });
 
   before(async () => {
     server = await startServer();
@@ -32,14 +42,16 @@ describe('openai SDK', { timeout: 120000 }, () => {
         messages: user(candidate),
         temperature: 0,
         max_tokens: kLongTokens,
+        ...kVaried,
       });
-      if (r.choices[0].finish_reason === 'length' && r.choices[0].message.content.length >= 8) {
+      const text = r.choices[0].message.content;
+      if (r.choices[0].finish_reason === 'length' && new Set(text).size >= 8) {
         prompt = candidate;
         greedy = r;
         break;
       }
     }
-    assert.ok(prompt, 'no prompt gives a greedy answer of 24 tokens: cannot test stop/length behaviour');
+    assert.ok(prompt, 'no prompt gives a varied greedy answer of 24 tokens: cannot test stop/length behaviour');
   });
 
   after(async () => {
@@ -87,7 +99,13 @@ describe('openai SDK', { timeout: 120000 }, () => {
 
   it('stops at max_tokens with finish_reason "length", and the text is the greedy prefix', async () => {
     for (const field of ['max_tokens', 'max_completion_tokens']) {
-      const r = await client.chat.completions.create({ model, messages: user(prompt), temperature: 0, [field]: 5 });
+      const r = await client.chat.completions.create({
+        model,
+        messages: user(prompt),
+        temperature: 0,
+        ...kVaried,
+        [field]: 5,
+      });
       assert.equal(r.choices[0].finish_reason, 'length', field);
       assert.equal(r.usage.completion_tokens, 5, field);
       assert.ok(
@@ -170,7 +188,15 @@ describe('openai SDK', { timeout: 120000 }, () => {
   });
 
   it('returns logprobs with top_logprobs consistent with the text', async () => {
-    const r = await greedyChat({ max_tokens: 8, logprobs: true, top_logprobs: 3 });
+    // Plain greedy (no penalty): the chosen token is then the most likely one.
+    const r = await client.chat.completions.create({
+      model,
+      messages: user(prompt),
+      temperature: 0,
+      max_tokens: 8,
+      logprobs: true,
+      top_logprobs: 3,
+    });
     const content = r.choices[0].logprobs.content;
     assert.equal(content.length, r.usage.completion_tokens);
     const bytes = [];
@@ -183,7 +209,6 @@ describe('openai SDK', { timeout: 120000 }, () => {
       for (let i = 1; i < 3; i++) assert.ok(entry.top_logprobs[i - 1].logprob >= entry.top_logprobs[i].logprob);
       const mass = entry.top_logprobs.reduce((s, t) => s + Math.exp(t.logprob), 0);
       assert.ok(mass <= 1 + 1e-4, 'top probabilities sum to at most 1');
-      // Greedy: the chosen token is the most likely one.
       assert.equal(entry.token, entry.top_logprobs[0].token);
       assert.ok(Math.abs(entry.logprob - entry.top_logprobs[0].logprob) < 1e-4);
     }

@@ -58,7 +58,7 @@ describe('routes', { timeout: 60000 }, () => {
     const text = await res.text();
     for (const line of text.split('\n')) {
       if (!line || line.startsWith('#')) continue;
-      assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9.e+-]+|[+-]?Inf|NaN)$/, `metric line: ${line}`);
+      assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([^"}]|"([^"\\]|\\.)*")*\})? (-?[0-9.e+-]+|[+-]?Inf|NaN)$/, `metric line: ${line}`);
     }
     for (const name of ['loom_requests_running', 'loom_queue_depth', 'loom_kv_blocks_used', 'loom_kv_blocks_total']) {
       assert.match(text, new RegExp(`^# TYPE ${name} gauge$`, 'm'));
