@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { OpenAI } from './deps.mjs';
 import { dataUri, goldenImage, gradientPng } from './media.mjs';
-import { startServer, tinyModelConfig } from './server.mjs';
+import { startServer, tinyModelConfig, tinyVocab } from './server.mjs';
 
 const config = tinyModelConfig();
 const kPrompts = ['Tell me a story.', 'Hello there', 'Write a poem about the sea', 'abc', 'Why is the sky blue?'];
@@ -214,8 +214,40 @@ describe('openai SDK', { timeout: 120000 }, () => {
     }
     assert.equal(new TextDecoder().decode(Uint8Array.from(bytes)), r.choices[0].message.content);
 
+    const stream = await client.chat.completions.create({
+      model,
+      messages: user(prompt),
+      temperature: 0,
+      max_tokens: 8,
+      logprobs: true,
+      top_logprobs: 3,
+      stream: true,
+    });
+    const streamed = [];
+    for await (const c of stream) streamed.push(...(c.choices[0]?.logprobs?.content ?? []));
+    assert.equal(streamed.length, content.length, 'one streamed logprobs entry per token');
+    streamed.forEach((entry, i) => {
+      assert.equal(entry.token, content[i].token);
+      assert.ok(Math.abs(entry.logprob - content[i].logprob) < 1e-4);
+      assert.deepEqual(
+        entry.top_logprobs.map((t) => t.token),
+        content[i].top_logprobs.map((t) => t.token),
+      );
+    });
+
     const plain = await greedyChat({ max_tokens: 4 });
     assert.ok(plain.choices[0].logprobs == null, 'no logprobs unless asked');
+  });
+
+  it('applies logit_bias: a forced character repeats, a forced end of turn stops at once', async () => {
+    const vocab = tinyVocab();
+    const forced = await greedyChat({ max_tokens: 6, logit_bias: { [vocab.Q]: 100 }, repetition_penalty: 1 });
+    assert.equal(forced.choices[0].message.content, 'QQQQQQ');
+    const eos = config.eosTokenIds.find((id) => id !== vocab['<eos>']) ?? config.eosTokenIds[0];
+    const ended = await greedyChat({ logit_bias: { [eos]: 100 } });
+    assert.equal(ended.choices[0].finish_reason, 'stop');
+    assert.equal(ended.choices[0].message.content, '');
+    assert.equal(ended.usage.completion_tokens, 1, 'the end-of-turn token is counted');
   });
 
   it('takes images as data URIs (generated PNG and a committed JPEG)', async () => {
@@ -270,6 +302,19 @@ describe('openai SDK', { timeout: 120000 }, () => {
     assert.equal(r.choices[0].index, 0);
     assert.ok(['stop', 'length'].includes(r.choices[0].finish_reason));
     assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
+    const stream = await client.completions.create({
+      model,
+      prompt: 'Once upon a time',
+      max_tokens: 4,
+      temperature: 0,
+      stream: true,
+    });
+    let streamed = '';
+    for await (const chunk of stream) {
+      assert.equal(chunk.object, 'text_completion');
+      streamed += chunk.choices[0]?.text ?? '';
+    }
+    assert.equal(streamed, r.choices[0].text);
     const ids = await client.completions.create({ model, prompt: [10, 20, 30, 40], max_tokens: 3, temperature: 0 });
     assert.equal(ids.usage.prompt_tokens, 4);
     assert.ok(ids.usage.completion_tokens <= 3);

@@ -2,12 +2,10 @@
 // against the snapshot's own tokenizer.json (the tiny tokenizer maps each printable ASCII character to one token),
 // and the chat token count against what chat completions reports as usage.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startServer, tinyModelDir } from './server.mjs';
+import { startServer, tinyVocab } from './server.mjs';
 
-const vocab = JSON.parse(readFileSync(join(tinyModelDir, 'tokenizer.json'), 'utf8')).model.vocab;
+const vocab = tinyVocab();
 
 describe('routes', { timeout: 60000 }, () => {
   let server;

@@ -30,6 +30,11 @@ export function tinyModelConfig() {
   };
 }
 
+// token string → id, from the snapshot's tokenizer.json (the tiny tokenizer has one token per ASCII character).
+export function tinyVocab() {
+  return JSON.parse(readFileSync(join(tinyModelDir, 'tokenizer.json'), 'utf8')).model.vocab;
+}
+
 class LoomServer {
   constructor(proc, args) {
     this.proc = proc;
