@@ -176,6 +176,18 @@ const kCases = [
     body: (c) => msg(c, { messages: [{ role: 'assistant', content: 'hello' }, { role: 'user', content: 'hi' }] }),
     ...an(400, 'invalid_request_error'),
   },
+  {
+    name: 'messages: prompt longer than the context',
+    route: M,
+    body: (c) => msg(c, { messages: [{ role: 'user', content: 'the quick brown fox '.repeat(config.contextLength) }] }),
+    ...an(400, 'invalid_request_error'),
+  },
+  {
+    name: 'messages: body over 32 MiB',
+    route: M,
+    body: (c) => `{"model":${JSON.stringify(c.model)},"max_tokens":2,"messages":[{"role":"user","content":"${'a'.repeat(33 << 20)}"}]}`,
+    ...an(413, 'request_too_large'),
+  },
   { name: 'messages: system role inside messages', route: M, body: (c) => msg(c, { messages: [{ role: 'system', content: 'x' }] }), ...an(400, 'invalid_request_error') },
   { name: 'messages: stop_sequences not a list', route: M, body: (c) => msg(c, { stop_sequences: 'END' }), ...an(400, 'invalid_request_error') },
   {
