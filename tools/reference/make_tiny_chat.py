@@ -183,10 +183,10 @@ def tensors():
     def w(*shape, scale=0.05):
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
-    embed = w(VOCAB, HIDDEN, scale=0.5)
+    embed = w(VOCAB, HIDDEN, scale=0.3)
     # Tied lm_head: small rows give small logits, so the byte and special tokens rarely win and greedy text stays
     # mostly printable ASCII (and rarely ends early on <eos>).
-    embed[:CHAR_BASE] *= 0.05
+    embed[:CHAR_BASE] *= 0.01
     out = [("language_model.model.embed_tokens.weight", embed)]
     for i in range(LAYERS):
         p = f"language_model.model.layers.{i}."
@@ -198,12 +198,12 @@ def tensors():
             (p + "self_attn.o_proj.weight", w(HIDDEN, HEADS * HEAD_DIM, scale=0.2)),
             (p + "self_attn.q_norm.weight", w(HEAD_DIM, scale=0.1)),
             (p + "self_attn.k_norm.weight", w(HEAD_DIM, scale=0.1)),
-            (p + "post_attention_layernorm.weight", w(HIDDEN, scale=0.1)),
+            (p + "post_attention_layernorm.weight", 3.0 + w(HIDDEN, scale=0.1)),
             (p + "pre_feedforward_layernorm.weight", w(HIDDEN, scale=0.1)),
             (p + "mlp.gate_proj.weight", w(INTER, HIDDEN, scale=0.2)),
             (p + "mlp.up_proj.weight", w(INTER, HIDDEN, scale=0.2)),
             (p + "mlp.down_proj.weight", w(HIDDEN, INTER, scale=0.2)),
-            (p + "post_feedforward_layernorm.weight", w(HIDDEN, scale=0.1)),
+            (p + "post_feedforward_layernorm.weight", 3.0 + w(HIDDEN, scale=0.1)),
         ]
     out.append(("language_model.model.norm.weight", w(HIDDEN, scale=0.1)))
     v = "vision_tower.vision_model."
