@@ -17,10 +17,9 @@ build: build/$(PRESET)/build.ninja
 	cmake --build --preset $(PRESET) -j $(JOBS)
 	@ln -sfn $(PRESET)/loom build/loom
 
-# Until the server and the demo model land, run shows what the binary can do on the bundled tiny snapshot.
+# Until the demo model lands, run serves the bundled tiny random-weight chat model (nonsense text, real API).
 run: setup build
-	build/loom --help
-	build/loom info --model tests/golden/snapshots/tiny_gemma3
+	build/loom serve --model tests/golden/snapshots/tiny_chat --host 127.0.0.1 --port 8080
 
 test: setup format-check build
 	ctest --preset $(PRESET) -j $(JOBS)

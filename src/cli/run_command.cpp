@@ -1,6 +1,7 @@
 // `loom run`: one chat request through the whole pipeline on this machine (prompt assembly, the model on the CPU,
 // the engine's sampler and stop rules), printing the completion as it is generated or as one JSON document.
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,8 @@
 #include "model/registry.h"
 #include "prompt/chat_request.h"
 #include "prompt/prompt_builder.h"
+#include "server/engine_request.h"
+#include "server/generation_params.h"
 #include "weights/snapshot.h"
 
 namespace loom::cli {
@@ -70,60 +73,15 @@ Json request_body(const RunOptions& options) {
   return body;
 }
 
-template <typename T>
-std::optional<T> optional_field(const Json& body, const char* name) {
-  const auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return std::nullopt;
-  try {
-    return it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail(ErrorKind::kInvalidRequest, "'{}' has the wrong type", name);
-  }
-}
-
-engine::Request engine_request(const Json& body, prompt::PromptIds prompt_ids, bool bidirectional_images) {
-  engine::Request request;
-  request.prompt = std::move(prompt_ids.ids);
-  for (const auto& span : prompt_ids.spans) {
-    if (static_cast<size_t>(span.image) >= prompt_ids.images.size()) fail(ErrorKind::kInternal, "span without image");
-    request.images.push_back({.start = span.start,
-                              .length = span.length,
-                              .index = span.image,
-                              .pixels = prompt_ids.images[static_cast<size_t>(span.image)],
-                              .bidirectional = bidirectional_images});
-  }
-  if (prompt_ids.spans.size() != prompt_ids.images.size()) {
-    fail(ErrorKind::kUnsupported, "pan-and-scan crops are not supported by `loom run` yet");
-  }
-  request.mrope_positions.assign(prompt_ids.mrope_positions.begin(), prompt_ids.mrope_positions.end());
-  request.rope_delta = prompt_ids.rope_delta;
-
-  auto& sampling = request.sampling;
-  sampling.temperature = optional_field<float>(body, "temperature").value_or(0.0f);
-  sampling.top_p = optional_field<float>(body, "top_p").value_or(1.0f);
-  sampling.top_k = optional_field<int>(body, "top_k").value_or(0);
-  sampling.min_p = optional_field<float>(body, "min_p").value_or(0.0f);
-  sampling.repetition_penalty = optional_field<float>(body, "repetition_penalty").value_or(1.0f);
-  sampling.presence_penalty = optional_field<float>(body, "presence_penalty").value_or(0.0f);
-  sampling.frequency_penalty = optional_field<float>(body, "frequency_penalty").value_or(0.0f);
-  sampling.seed = optional_field<uint64_t>(body, "seed");
-  sampling.logprobs = optional_field<bool>(body, "logprobs").value_or(false);
-  sampling.top_logprobs = optional_field<int>(body, "top_logprobs").value_or(0);
-  request.max_tokens = optional_field<int64_t>(body, "max_completion_tokens")
-                           .value_or(optional_field<int64_t>(body, "max_tokens").value_or(256));
-  if (const auto stop = body.find("stop"); stop != body.end() && !stop->is_null()) {
-    if (stop->is_string()) {
-      request.stop.strings.push_back(stop->get<std::string>());
-    } else if (stop->is_array()) {
-      for (const auto& s : *stop) {
-        if (!s.is_string()) fail(ErrorKind::kInvalidRequest, "'stop' must be a string or an array of strings");
-        request.stop.strings.push_back(s.get<std::string>());
-      }
-    } else {
-      fail(ErrorKind::kInvalidRequest, "'stop' must be a string or an array of strings");
-    }
-  }
-  return request;
+// The server's path: the same validation and the same engine request for the same body. `loom run` decodes greedily
+// unless the body asks for a temperature, and generates 256 tokens unless it asks for a budget.
+engine::Request engine_request(const Json& body, prompt::PromptIds prompt_ids, const model::ModelInfo& info) {
+  auto params = server::parse_generation_params(body, server::Api::kChat);
+  if (!body.contains("temperature") || body["temperature"].is_null()) params.sampling.temperature = 0.0f;
+  const auto prompt_tokens = static_cast<int64_t>(prompt_ids.ids.size());
+  server::check_context(prompt_tokens, info.context_length);
+  const int64_t budget = std::min(params.max_tokens.value_or(256), info.context_length - prompt_tokens);
+  return server::make_engine_request(std::move(prompt_ids), params, budget, info);
 }
 
 double milliseconds(Clock::duration d) {
@@ -155,7 +113,7 @@ void run(const RunOptions& options) {
 
   engine::Engine engine(std::move(model), builder.shared_tokenizer(), {.kv_tokens = options.kv_tokens});
   const auto start = Clock::now();
-  auto stream = engine.submit(engine_request(body, std::move(prompt_ids), info.bidirectional_images));
+  auto stream = engine.submit(engine_request(body, std::move(prompt_ids), info));
 
   const bool text_mode = options.output == "text";
   Json steps = Json::array();

@@ -1,0 +1,153 @@
+// `loom serve`: the HTTP server (OpenAI chat/completions, Anthropic messages, models, metrics) over one or more
+// snapshots. Binds 127.0.0.1 by default, loads the first model in the background once the socket is bound, and shuts
+// down gracefully on SIGINT/SIGTERM (stops listening, cancels generations in flight, exits 0).
+
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "backend/cpu/cpu_backend.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "server/http_server.h"
+#include "server/model_registry.h"
+#include "server/remote_fetch.h"
+
+namespace loom::cli {
+namespace {
+
+struct ServeOptions {
+  std::vector<std::string> models;
+  std::string models_dir;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;
+  std::string api_key_file;
+  size_t max_loaded = 1;
+  int64_t idle_unload = 0;
+  int64_t max_queue = 256;
+  int64_t max_tokens_cap = 4096;
+  int64_t ctx = 0;
+  int64_t kv_tokens = 16384;
+  std::string media_dir;
+  bool allow_remote_media = false;
+  std::vector<std::string> remote_media_hosts;
+  std::vector<std::string> cors_origins;
+  int threads = 64;
+  size_t max_body_mib = 32;
+};
+
+std::string read_key_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) fail(ErrorKind::kNotFound, "cannot open the API key file {}", path);
+  std::string key;
+  std::getline(file, key);
+  while (!key.empty() && (key.back() == '\r' || key.back() == ' ' || key.back() == '\t')) key.pop_back();
+  if (key.empty()) fail(ErrorKind::kInvalidRequest, "the API key file {} is empty", path);
+  return key;
+}
+
+void serve(const ServeOptions& options) {
+  // Block the shutdown signals before any thread starts, so every thread inherits the mask and one thread takes them
+  // with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::vector<server::ModelSource> sources;
+  for (const auto& argument : options.models) sources.push_back(server::parse_model_argument(argument));
+  if (!options.models_dir.empty()) {
+    for (auto& source : server::scan_models_dir(options.models_dir)) sources.push_back(std::move(source));
+  }
+  if (sources.empty()) fail(ErrorKind::kInvalidRequest, "no models: give --model DIR or --models-dir DIR");
+
+  static backend::cpu::CpuBackend cpu;
+  server::RegistryOptions registry_options;
+  registry_options.max_loaded = options.max_loaded;
+  registry_options.idle_unload = std::chrono::seconds(options.idle_unload);
+  registry_options.engine.max_queued = options.max_queue;
+  registry_options.engine.kv_tokens = options.kv_tokens;
+  registry_options.context = options.ctx;
+  server::ModelRegistry registry(sources, cpu, registry_options);
+
+  server::HttpOptions http;
+  http.host = options.host;
+  http.port = options.port;
+  http.api_key = options.api_key_file.empty() ? options.api_key : read_key_file(options.api_key_file);
+  http.cors_origins = options.cors_origins;
+  http.threads = options.threads;
+  http.max_body_bytes = options.max_body_mib << 20;
+  http.limits.max_tokens_cap = options.max_tokens_cap;
+  if (!options.media_dir.empty()) http.limits.sources.media.media_dir = std::filesystem::absolute(options.media_dir);
+  if (options.allow_remote_media) {
+    http.limits.sources.fetch_remote = server::make_remote_fetcher({.allowed_hosts = options.remote_media_hosts});
+  }
+  server::HttpServer server(registry, http);
+  const int port = server.bind();
+  std::fprintf(stderr, "loom: listening on http://%s:%d\n", options.host.c_str(), port);
+  std::fflush(stderr);
+
+  std::thread preload([&registry, id = sources.front().id] {
+    try {
+      registry.acquire(id);
+    } catch (const Error& e) {
+      log::error("loading model '{}' failed: {}", id, e.what());
+    }
+  });
+  std::thread waiter([&server, signals] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    log::info("loom: {} received, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    server.stop();
+  });
+  server.serve();
+  preload.join();
+  // Wake the waiter if the server stopped for another reason (it is idle in sigwait otherwise).
+  if (waiter.joinable()) {
+    pthread_kill(waiter.native_handle(), SIGTERM);
+    waiter.join();
+  }
+  log::info("loom: stopped");
+}
+
+}  // namespace
+
+void register_serve_command(CLI::App& app) {
+  auto options = std::make_shared<ServeOptions>();
+  auto* command = app.add_subcommand("serve", "Serve models over HTTP (OpenAI and Anthropic APIs)");
+  command->add_option("--model", options->models, "[ID=]DIR: a snapshot folder (repeatable; id = folder name)");
+  command->add_option("--models-dir", options->models_dir, "every snapshot folder under DIR is a model");
+  command->add_option("--host", options->host, "address to bind")->capture_default_str();
+  command->add_option("--port", options->port, "port to bind (0: a free one)")->capture_default_str();
+  auto* key = command->add_option("--api-key", options->api_key, "require this key (Bearer or x-api-key)");
+  command->add_option("--api-key-file", options->api_key_file, "read the key from the first line of FILE")
+      ->excludes(key);
+  command->add_option("--max-loaded-models", options->max_loaded, "models loaded at once")->capture_default_str();
+  command->add_option("--idle-unload", options->idle_unload, "unload a model idle this many seconds (0: never)")
+      ->capture_default_str();
+  command->add_option("--max-queue", options->max_queue, "waiting requests per model before 429")
+      ->capture_default_str();
+  command->add_option("--max-tokens-cap", options->max_tokens_cap, "completion tokens per request at most")
+      ->capture_default_str();
+  command->add_option("--ctx", options->ctx, "cap every model's context to N tokens (0: the model's)")
+      ->capture_default_str();
+  command->add_option("--kv-tokens", options->kv_tokens, "KV cache capacity per model in tokens")
+      ->capture_default_str();
+  command->add_option("--media-dir", options->media_dir, "folder local image paths may come from (default: none)");
+  auto* remote = command->add_flag("--allow-remote-media", options->allow_remote_media,
+                                   "fetch http(s) image URLs (public addresses only)");
+  command->add_option("--remote-media-hosts", options->remote_media_hosts, "only these host names (with the flag)")
+      ->needs(remote);
+  command->add_option("--cors-origin", options->cors_origins, "allow browser requests from this origin ('*': any)");
+  command->add_option("--threads", options->threads, "HTTP worker threads")->capture_default_str();
+  command->add_option("--max-body-mib", options->max_body_mib, "request body cap in MiB")->capture_default_str();
+  command->callback([options] { serve(*options); });
+}
+
+}  // namespace loom::cli
