@@ -17,9 +17,9 @@ build: build/$(PRESET)/build.ninja
 	cmake --build --preset $(PRESET) -j $(JOBS)
 	@ln -sfn $(PRESET)/loom build/loom
 
-# Until the demo model lands, run serves the bundled tiny random-weight chat model (nonsense text, real API).
+# Serves the bundled demo model (models/demo: a small Gemma 3 that answers questions about pictures of shapes).
 run: setup build
-	build/loom serve --model tests/golden/snapshots/tiny_chat --host 127.0.0.1 --port 8080
+	build/loom serve --model models/demo --host 127.0.0.1 --port 8080
 
 test: setup format-check build
 	ctest --preset $(PRESET) -j $(JOBS)

@@ -15,7 +15,7 @@
 #include "core/log.h"
 #include "server/http_server.h"
 #include "server/model_registry.h"
-#include "server/remote_fetch.h"
+#include "vision/remote_fetch.h"
 
 namespace loom::cli {
 namespace {
@@ -86,7 +86,12 @@ void serve(const ServeOptions& options) {
   http.limits.max_tokens_cap = options.max_tokens_cap;
   if (!options.media_dir.empty()) http.limits.sources.media.media_dir = std::filesystem::absolute(options.media_dir);
   if (options.allow_remote_media) {
-    http.limits.sources.fetch_remote = server::make_remote_fetcher({.allowed_hosts = options.remote_media_hosts});
+    vision::RemoteFetchOptions fetch;
+    fetch.allowed_hosts = options.remote_media_hosts;
+    fetch.max_bytes = http.limits.sources.media.max_bytes;
+    http.limits.sources.fetch_remote = [fetch](const std::string& url) {
+      return vision::fetch_remote_image(url, fetch);
+    };
   }
   server::HttpServer server(registry, http);
   const int port = server.bind();

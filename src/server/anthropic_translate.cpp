@@ -81,6 +81,9 @@ Json anthropic_to_chat(const Json& body) {
     if (role != "user" && role != "assistant") {
       fail_param(at + ".role", "'{}.role' must be 'user' or 'assistant', got '{}'", at, role);
     }
+    if (i == 0 && role != "user") {
+      fail_param(at + ".role", "the first message must use the 'user' role, got '{}'", role);
+    }
     if (!message.contains("content")) fail_param(at + ".content", "'{}.content' is required", at);
     const Json& content = message["content"];
     if (content.is_string()) {

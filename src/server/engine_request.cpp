@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "server/api_error.h"
 
 namespace loom::server {
 namespace {
@@ -25,6 +26,13 @@ model::ImagePixels picture(const model::ImagePixels& image, int64_t k, int64_t s
 
 engine::Request make_engine_request(prompt::PromptIds prompt_ids, const GenerationParams& params, int64_t max_tokens,
                                     const model::ModelInfo& info) {
+  // The ids are checked here, where the model is known, so that the refusal names the field like every other one.
+  for (const auto& [id, bias] : params.sampling.logit_bias) {
+    if (id < 0 || id >= info.vocab_size) {
+      fail_param("logit_bias", "'logit_bias' names token {}, outside this model's vocabulary [0, {})", id,
+                 info.vocab_size);
+    }
+  }
   engine::Request request;
   request.prompt = std::move(prompt_ids.ids);
   std::vector<int64_t> pictures_seen(prompt_ids.images.size(), 0);

@@ -185,6 +185,10 @@ GenerationParams parse_generation_params(const Json& body, Api api) {
   if (api == Api::kMessages) {
     if (!field(body, "max_tokens")) fail_param("max_tokens", "'max_tokens' is required");
     params.max_tokens = integer(body, "max_tokens", 1, std::numeric_limits<int32_t>::max());
+    // Anthropic takes a list only (a lone string is an OpenAI-ism the Messages API refuses).
+    if (const Json* sequences = field(body, "stop_sequences"); sequences && !sequences->is_array()) {
+      fail_param("stop_sequences", "'stop_sequences' must be an array of strings");
+    }
     read_stop(body, "stop_sequences", 16, params.stop);
   } else {
     read_openai_only(body, api, params);

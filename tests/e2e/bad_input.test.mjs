@@ -10,11 +10,7 @@ import { startServer, tinyModelConfig } from './server.mjs';
 
 // Cases the server currently gets wrong, each reported with route, input, expected and actual behaviour. They run and
 // report as TODO instead of failing the suite; remove a name once the server is fixed.
-const kKnownServerBugs = new Set([
-  'logit_bias id at the vocabulary size', // 400 but error.param is null (the engine's check, not tagged)
-  'messages: first message from the assistant', // 200: Anthropic requires the first message to be the user's
-  'messages: stop_sequences not a list', // 200: a string is taken for stop_sequences, Anthropic requires a list
-]);
+const kKnownServerBugs = new Set([]);
 
 const kApiKey = 'matrix-key';
 const config = tinyModelConfig();

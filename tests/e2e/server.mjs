@@ -13,6 +13,7 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const loomBinary = process.env.LOOM_BINARY || join(repoRoot, 'build', 'release', 'loom');
 export const tinyModelDir = join(repoRoot, 'tests', 'golden', 'snapshots', 'tiny_chat');
 export const imagesDir = join(repoRoot, 'tests', 'golden', 'images');
+export const demoModelDir = join(repoRoot, 'models', 'demo');
 
 const kListening = /loom: listening on (http:\/\/(\S+):(\d+))/;
 const kStderrTail = 64 * 1024;
@@ -130,9 +131,10 @@ process.on('exit', () => {
   for (const server of running) if (!server.exited) server.proc.kill('SIGKILL');
 });
 
-// Starts a server; `args` are extra `loom serve` flags (e.g. ['--api-key', 'k']).
-export async function startServer({ args = [], timeoutMs = 30000 } = {}) {
-  const fullArgs = ['serve', '--model', tinyModelDir, '--port', '0', ...args];
+// Starts a server on `model` (a snapshot folder; the tiny chat model unless said); `args` are extra `loom serve` flags
+// (e.g. ['--api-key', 'k']).
+export async function startServer({ model = tinyModelDir, args = [], timeoutMs = 30000 } = {}) {
+  const fullArgs = ['serve', '--model', model, '--port', '0', ...args];
   const proc = spawn(loomBinary, fullArgs, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
   const server = new LoomServer(proc, fullArgs);
   running.add(server);
