@@ -140,7 +140,9 @@ TEST(Qwen3VLNumpy, MropeMatchesTransformersRecomposition) {
   backend.rope(t, backend::make_rope_table(spec), positions);
   const auto want = r["expected"].get<std::vector<double>>();
   ASSERT_EQ(want.size(), x.size());
-  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], want[i], 2e-5) << "element " << i;
+  // inv_freq may differ from the reference's float32 pow by an ulp, which positions up to 500 turn into angle errors
+  // of ~3e-5; a wrong axis or frequency assignment is off by O(1).
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], want[i], 1e-4) << "element " << i;
 }
 
 TEST(Qwen3VLNumpy, RouterMatchesSoftmaxTopKRenormalised) {

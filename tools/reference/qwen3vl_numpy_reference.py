@@ -62,7 +62,8 @@ def silu(x):
 def rope_cos_sin(positions, head_dim, theta, section):
     """Qwen3VLTextRotaryEmbedding.forward + recomposition_frequencies: positions [3, n] → cos, sin [n, head_dim]."""
     inv_freq = (1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))).astype(np.float32)
-    freqs = positions[:, :, None].astype(np.float64) * inv_freq[None, None, :].astype(np.float64)  # [3, n, d/2]
+    # The angles in float32 as transformers forms them (inv_freq.float() @ position_ids.float()), cos/sin in float64.
+    freqs = (positions[:, :, None].astype(np.float32) * inv_freq[None, None, :]).astype(np.float64)  # [3, n, d/2]
     f = freqs[0].copy()
     for dim, offset in ((1, 1), (2, 2)):
         length = section[dim] * 3
@@ -246,7 +247,7 @@ def main():
     # A standalone M-RoPE case on a wider head (section [5, 6, 5] of 16 pairs) and a router case.
     rope_section, rope_dim, rope_theta = [5, 6, 5], 32, 1e6
     rx = rand(5, 3, rope_dim, std=1.0)
-    rpos = rng.integers(0, 3000, size=(3, 5))
+    rpos = rng.integers(0, 500, size=(3, 5))
     cos, sin = rope_cos_sin(rpos, rope_dim, rope_theta, rope_section)
     router_logits = rand(6, 8, std=2.0)
     r_idx, r_val = route(router_logits.astype(np.float64), 3)

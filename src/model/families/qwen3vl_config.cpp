@@ -80,7 +80,8 @@ std::array<int, 3> parse_mrope_section(const JsonFields& text) {
 
 Qwen3MoeConfig parse_moe(const JsonFields& f, const Defaults& d, Variant v, int layers) {
   Qwen3MoeConfig m;
-  m.experts = positive_int(f, "num_experts", d.experts);
+  // transformers 5 writes num_local_experts (its attribute_map alias of num_experts); Hub configs say num_experts.
+  m.experts = positive_int(f, f.has("num_experts") ? "num_experts" : "num_local_experts", d.experts);
   m.top_k = positive_int(f, "num_experts_per_tok", d.top_k);
   if (m.top_k > m.experts) f.invalid("num_experts_per_tok", "at most num_experts");
   m.intermediate_size = positive_int64(f, "moe_intermediate_size", d.moe_intermediate);
