@@ -76,8 +76,8 @@ void attention_block(backend::Backend& backend, const AttentionWeights& w, const
 
 void dense_attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p,
                            const Tensor& x, std::span<const backend::SequenceSlice> sequences, Scratch& scratch,
-                           Tensor& out) {
-  const Projected qkv = project_qkv(backend, w, p, x, {}, scratch);
+                           Tensor& out, std::span<const int32_t> positions) {
+  const Projected qkv = project_qkv(backend, w, p, x, positions, scratch);
   Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
   backend.attention_dense(qkv.q, qkv.k, qkv.v, sequences, p.mask, attended);
   output_projection(backend, w, attended, out);

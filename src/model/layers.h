@@ -87,9 +87,10 @@ void attention_block(backend::Backend& backend, const AttentionWeights& w, const
                      Tensor& out);
 
 // Encoder self-attention without a cache (vision towers): `sequences` splits the rows into independent images.
+// With p.rope set, `positions` holds the rows' RoPE positions axis-major [rope->axes, T] (2D for vision patches).
 void dense_attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p,
                            const Tensor& x, std::span<const backend::SequenceSlice> sequences, Scratch& scratch,
-                           Tensor& out);
+                           Tensor& out, std::span<const int32_t> positions = {});
 
 struct GatedMlpWeights {
   Linear gate;  // [intermediate, hidden]

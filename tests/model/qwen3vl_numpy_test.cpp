@@ -110,6 +110,8 @@ TEST(Qwen3VLNumpy, ModelInfo) {
   EXPECT_EQ(info.kv[0].kv_heads, 2);
   EXPECT_EQ(info.kv[0].head_dim, 16);
   EXPECT_EQ(info.stop_ids, (std::vector<int32_t>{3}));
+  // The numpy snapshot has no vision tower: it serves text, and encode_image refuses.
+  EXPECT_THROW(model->encode_image({}), Error);
 }
 
 TEST(Qwen3VLNumpy, LogitsWholeChunkedAndDecode) {

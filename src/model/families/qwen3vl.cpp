@@ -3,18 +3,16 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "model/weight_loader.h"
-
-#if __has_include("model/families/qwen3vl_vision.h")
 #include "model/families/qwen3vl_vision.h"
-#define LOOM_QWEN3VL_VISION 1
-#endif
+#include "model/weight_loader.h"
 
 namespace loom::model {
 namespace {
 
 using backend::Batch;
 using backend::KvCache;
+
+constexpr const char* kTowerProbe = "model.visual.patch_embed.proj.weight";
 
 Linear linear_of(const WeightLoader& loader, const std::string& module, int64_t rows, int64_t cols, bool bias) {
   Linear l;
@@ -85,8 +83,8 @@ Qwen3VLModel::Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& 
   };
 
   const int64_t width = t.hidden_size * (1 + config_.deepstack_layers);
-#ifdef LOOM_QWEN3VL_VISION
-  if (config_.vision) {
+  // A VL snapshot stripped of its vision tower still serves text; encode_image then refuses.
+  if (config_.vision && loader.has(kTowerProbe)) {
     auto tower = std::make_shared<Qwen3VLVisionTower>(snapshot, loader, backend);
     const int64_t hidden = t.hidden_size;
     const auto deepstack = static_cast<size_t>(config_.deepstack_layers);
@@ -114,7 +112,6 @@ Qwen3VLModel::Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& 
       return out;
     };
   }
-#endif
 
   info_.architecture = config_.architecture;
   info_.vocab_size = t.vocab_size;
@@ -131,7 +128,8 @@ Qwen3VLModel::Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& 
 Tensor Qwen3VLModel::encode_image(const ImagePixels& image) {
   if (!config_.vision) fail(ErrorKind::kUnsupported, "{} is a text-only model: it takes no images", info_.architecture);
   if (!encode_) {
-    fail(ErrorKind::kUnsupported, "{}: this build of loom has no Qwen3-VL vision tower", info_.architecture);
+    fail(ErrorKind::kUnsupported, "{}: the snapshot has no vision tower (no tensor {}): it serves text only",
+         info_.architecture, kTowerProbe);
   }
   Tensor embeddings = encode_(image);
   if (image.soft_tokens != 0 && embeddings.dim(0) != image.soft_tokens) {
