@@ -133,7 +133,7 @@ void Scheduler::add_slice(StepPlan& plan, Sequence& seq, int64_t end) {
   slice.kv_start = begin;
   slice.block_table = seq.block_table;
   plan.batch.token_ids.insert(plan.batch.token_ids.end(), seq.tokens.begin() + begin, seq.tokens.begin() + end);
-  const int64_t hidden = model_.info().hidden_size;
+  const int64_t width = model_.info().image_width();
   for (size_t k = 0; k < seq.request.images.size(); ++k) {
     const ImageInput& image = seq.request.images[k];
     const int64_t lo = std::max(image.start, begin);
@@ -143,8 +143,8 @@ void Scheduler::add_slice(StepPlan& plan, Sequence& seq, int64_t end) {
       fail(ErrorKind::kInternal, "[scheduler] image {} of sequence {} has no embeddings at token {}", image.index,
            seq.id, lo);
     }
-    float* rows = seq.embeddings[k].data_as<float>() + (lo - image.start) * hidden;
-    plan.images.push_back({slice.token_offset + (lo - begin), Tensor::borrow(DType::kF32, {hi - lo, hidden}, rows)});
+    float* rows = seq.embeddings[k].data_as<float>() + (lo - image.start) * width;
+    plan.images.push_back({slice.token_offset + (lo - begin), Tensor::borrow(DType::kF32, {hi - lo, width}, rows)});
     if (image.bidirectional && image.start >= begin && image.start + image.length <= end) {
       slice.bidirectional_spans.push_back({image.start, image.start + image.length});
     }
@@ -173,9 +173,9 @@ StepPlan Scheduler::schedule() {
     try {
       for (const ImageInput& image : seq.request.images) {
         Tensor e = model_.encode_image(image.pixels);
-        if (e.dtype() != DType::kF32 || e.rank() != 2 || e.dim(0) != image.length || e.dim(1) != info.hidden_size) {
+        if (e.dtype() != DType::kF32 || e.rank() != 2 || e.dim(0) != image.length || e.dim(1) != info.image_width()) {
           fail(ErrorKind::kInternal, "[engine] image {} encoded to {} {}, expected F32 [{}, {}]", image.index,
-               dtype_name(e.dtype()), shape_string(e.shape()), image.length, info.hidden_size);
+               dtype_name(e.dtype()), shape_string(e.shape()), image.length, info.image_width());
         }
         seq.embeddings.push_back(std::move(e));
       }

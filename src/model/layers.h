@@ -40,6 +40,10 @@ enum class Slot : uint8_t {
   kRows,
   kPatches,
   kPooled,
+  kRouterLogits,
+  kExpertRows,
+  kExpertOut,
+  kDeepstack,
   kCount,
 };
 

@@ -18,9 +18,12 @@ namespace loom::model {
 
 // What the engine needs to know about a loaded model.
 struct ModelInfo {
-  std::string architecture;               // config.json architectures[0], e.g. "Gemma3ForConditionalGeneration"
-  int64_t vocab_size = 0;                 // rows of the logits
-  int64_t hidden_size = 0;                // width of image embeddings handed back to forward()
+  std::string architecture;  // config.json architectures[0], e.g. "Gemma3ForConditionalGeneration"
+  int64_t vocab_size = 0;    // rows of the logits
+  int64_t hidden_size = 0;   // width of the decoder's hidden states
+  // Columns of the rows encode_image returns and forward() takes back in ImageRows; 0: hidden_size. Wider when a
+  // family carries more than one feature per soft token (Qwen3-VL: the merger output and its DeepStack features).
+  int64_t image_embedding_width = 0;
   int64_t context_length = 0;             // max_position_embeddings of the text model
   int position_axes = 1;                  // rows of Batch::positions (3 for M-RoPE)
   std::vector<backend::KvLayerShape> kv;  // one entry per layer that stores K/V, in cache-layer order
@@ -28,6 +31,8 @@ struct ModelInfo {
   int32_t image_token_id = -1;            // the soft-token placeholder id; -1 for text-only models
   // Image soft tokens attend to each other bidirectionally at prefill (Gemma 3; Gemma 4 26B/31B).
   bool bidirectional_images = false;
+
+  int64_t image_width() const { return image_embedding_width > 0 ? image_embedding_width : hidden_size; }
 };
 
 // One image after the family's preprocessor (src/vision/), in the layout its vision tower takes.
@@ -38,8 +43,8 @@ struct ImagePixels {
   int64_t soft_tokens = 0;          // embeddings the tower produces for this image
 };
 
-// Image embeddings to put into a step's rows: `embeddings` [rows, hidden] replace the token embeddings of packed rows
-// [row_begin, row_begin + rows) (rows whose id is the image token id).
+// Image embeddings to put into a step's rows: `embeddings` [rows, ModelInfo::image_width()] replace the token
+// embeddings of packed rows [row_begin, row_begin + rows) (rows whose id is the image token id).
 struct ImageRows {
   int64_t row_begin = 0;
   Tensor embeddings;
@@ -57,7 +62,7 @@ class Model {
   virtual ~Model() = default;
   virtual const ModelInfo& info() const = 0;
 
-  // Runs the vision tower and projector on one image: F32 [soft_tokens, hidden_size].
+  // Runs the vision tower and projector on one image: F32 [soft_tokens, ModelInfo::image_width()].
   virtual Tensor encode_image(const ImagePixels& image) = 0;
 
   // One step: appends the batch's keys and values to `cache` and returns F32 logits (see StepInputs::all_logits).

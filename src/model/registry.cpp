@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/families/gemma3.h"
+#include "model/families/qwen3vl.h"
 
 namespace loom::model {
 namespace {
@@ -25,6 +26,14 @@ const std::map<std::string, Factory, std::less<>>& factories() {
     // architectures[0] spellings, and the model_type names a config without `architectures` carries.
     for (const char* name : {"Gemma3ForConditionalGeneration", "Gemma3ForCausalLM", "gemma3", "gemma3_text"}) {
       t.emplace(name, gemma3);
+    }
+    const Factory qwen3 = [](const weights::Snapshot& s, backend::Backend& b) -> std::unique_ptr<Model> {
+      return std::make_unique<Qwen3VLModel>(s, b);
+    };
+    for (const char* name :
+         {"Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration", "Qwen3ForCausalLM",
+          "Qwen3MoeForCausalLM", "qwen3_vl", "qwen3_vl_moe", "qwen3", "qwen3_moe"}) {
+      t.emplace(name, qwen3);
     }
     return t;
   }();

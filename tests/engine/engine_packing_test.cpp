@@ -224,5 +224,21 @@ TEST(EnginePacking, PreemptedSequencesRecomputeAndFinishCorrectly) {
   EXPECT_EQ(engine.stats().kv_blocks_used, 0);
 }
 
+// A family whose image rows are wider than its hidden state (Qwen3-VL: merger + DeepStack columns): the engine must
+// accept encode_image's [soft_tokens, image_width] rows and slice split spans with that row stride.
+TEST(EnginePacking, WideImageRowsAreSlicedWithTheirOwnWidth) {
+  auto model = std::make_unique<TestModel>(1, /*bidirectional_images=*/false);
+  model->mutable_info().image_embedding_width = 3 * model->info().hidden_size;
+  TestModel* seen = model.get();
+  Engine engine(std::move(model), nullptr, {.kv_tokens = 2048, .step_tokens = 8});
+  const ImagePrompt a = image_prompt({3, -10, 2, -20, 4}, 2.0f, 6);
+  EXPECT_EQ(engine.submit(a.request)->collect().tokens, expected_tokens(a));
+  int mid_span_entries = 0;
+  for (const auto& record : seen->records()) {
+    for (const auto& rows : record.images) mid_span_entries += static_cast<int64_t>(rows.first_column[0]) % 100 != 0;
+  }
+  EXPECT_GT(mid_span_entries, 0);
+}
+
 }  // namespace
 }  // namespace loom::engine

@@ -66,9 +66,10 @@ class TestModel : public model::Model {
     std::lock_guard lock(mutex_);
     ++encode_calls_;
     if (image.pixel_values.data_as<float>()[0] < 0) fail(ErrorKind::kInvalidRequest, "unreadable image");
-    Tensor out = Tensor::zeros(DType::kF32, {image.soft_tokens, kHidden});
+    const int64_t width = info_.image_width();  // wider than kHidden when a test sets image_embedding_width
+    Tensor out = Tensor::zeros(DType::kF32, {image.soft_tokens, width});
     const float base = 100.0f * image.pixel_values.data_as<float>()[0];
-    for (int64_t r = 0; r < image.soft_tokens; ++r) out.data_as<float>()[r * kHidden] = base + static_cast<float>(r);
+    for (int64_t r = 0; r < image.soft_tokens; ++r) out.data_as<float>()[r * width] = base + static_cast<float>(r);
     return out;
   }
 
@@ -81,7 +82,9 @@ class TestModel : public model::Model {
       ForwardRecord record{b.sequences, b.token_ids, {}};
       for (const model::ImageRows& rows : step.images) {
         ForwardRecord::Rows r{rows.row_begin, rows.embeddings.dim(0), {}};
-        for (int64_t i = 0; i < r.rows; ++i) r.first_column.push_back(rows.embeddings.data_as<float>()[i * kHidden]);
+        for (int64_t i = 0; i < r.rows; ++i) {
+          r.first_column.push_back(rows.embeddings.data_as<float>()[i * info_.image_width()]);
+        }
         record.images.push_back(std::move(r));
       }
       records_.push_back(std::move(record));
@@ -94,14 +97,16 @@ class TestModel : public model::Model {
     std::vector<char> covered(static_cast<size_t>(tokens), 0);
     for (int64_t t = 0; t < tokens; ++t) keys[static_cast<size_t>(t)] = b.token_ids[static_cast<size_t>(t)];
     for (const model::ImageRows& rows : step.images) {
-      if (rows.embeddings.rank() != 2 || rows.embeddings.dim(1) != kHidden) fail(ErrorKind::kInternal, "image rows");
+      if (rows.embeddings.rank() != 2 || rows.embeddings.dim(1) != info_.image_width()) {
+        fail(ErrorKind::kInternal, "image rows");
+      }
       for (int64_t r = 0; r < rows.embeddings.dim(0); ++r) {
         const int64_t row = rows.row_begin + r;
         if (row < 0 || row >= tokens || b.token_ids[static_cast<size_t>(row)] != kImageToken || covered[row]) {
           fail(ErrorKind::kInternal, "image row {} lands on a wrong or repeated row", row);
         }
         covered[static_cast<size_t>(row)] = 1;
-        keys[static_cast<size_t>(row)] = rows.embeddings.data_as<float>()[r * kHidden];
+        keys[static_cast<size_t>(row)] = rows.embeddings.data_as<float>()[r * info_.image_width()];
       }
     }
     for (int64_t t = 0; t < tokens; ++t) {
