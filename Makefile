@@ -3,7 +3,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 PRESET ?= release
 
-.PHONY: all setup build run test unit-test format format-check asan fuzz bench clean
+.PHONY: all setup build run test unit-test test-gpu format format-check asan fuzz bench clean
 
 all: build
 
@@ -34,6 +34,13 @@ format:
 format-check:
 	@git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs -r clang-format --dry-run --Werror
 	@echo "format: clean"
+
+# On a machine with an NVIDIA GPU and nvcc: the CUDA backend's op tests and the model goldens on the GPU.
+test-gpu:
+	cmake --preset cuda > /dev/null
+	cmake --build --preset cuda -j $(JOBS) --target cuda_tests model_tests
+	build/cuda/tests/cuda_tests
+	build/cuda/tests/model_tests
 
 asan:
 	cmake --preset asan > /dev/null

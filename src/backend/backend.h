@@ -9,6 +9,10 @@
 //
 // Ops may run data-parallel on an internal thread pool; call them from one thread per backend, never from inside a
 // task of that pool.
+//
+// Memory: every tensor an op takes or writes lives in the backend's memory (device()). Models allocate activations
+// and caches through allocate(), put weights there once at load with upload(), and bring back only what the host
+// needs (logits) with to_host(). On the CPU backend all of these are host memory and upload/to_host copy nothing.
 
 #include <cstdint>
 #include <span>
@@ -27,6 +31,19 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
+
+  // Where this backend's tensors live.
+  virtual Device device() const = 0;
+  // A zero-filled tensor in this backend's memory.
+  virtual Tensor allocate(DType dtype, Shape shape) = 0;
+  // A copy of a host tensor (or of every tensor of a host weight) in this backend's memory; the CPU backend returns
+  // its argument, sharing the storage. Throws kInternal when the argument is not in host memory.
+  virtual Tensor upload(const Tensor& host) = 0;
+  virtual weights::Weight upload(const weights::Weight& host) = 0;
+  // A host copy of a tensor in this backend's memory (the CPU backend returns t itself).
+  virtual Tensor to_host(const Tensor& t) = 0;
+  // dst's bytes = src's bytes; each may be in host or this backend's memory; same dtype and element count.
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
 
   // out[t, :] = table[ids[t], :] · scale.  table: Weight [vocab, hidden]; out [T, hidden]. An id outside the table
   // throws kInvalidRequest.

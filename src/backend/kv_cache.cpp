@@ -1,10 +1,12 @@
 #include "backend/kv_cache.h"
 
+#include "backend/backend.h"
 #include "core/error.h"
 
 namespace loom::backend {
 
-KvCache::KvCache(KvCacheConfig config) : config_(std::move(config)) {
+KvCache::KvCache(KvCacheConfig config, Backend* backend)
+    : config_(std::move(config)), device_(backend != nullptr ? backend->device() : Device{}) {
   if (config_.block_size <= 0 || config_.blocks <= 0 || config_.blocks > INT32_MAX) {
     fail(ErrorKind::kInternal, "[kv_cache] needs a positive block size and 1..2^31-1 blocks, got {} and {}",
          config_.block_size, config_.blocks);
@@ -15,8 +17,8 @@ KvCache::KvCache(KvCacheConfig config) : config_(std::move(config)) {
       fail(ErrorKind::kInternal, "[kv_cache] layer {} has {} kv heads of dim {}", i, shape.kv_heads, shape.head_dim);
     }
     const Shape arena{config_.blocks, shape.kv_heads, config_.block_size, shape.head_dim};
-    keys_.push_back(Tensor::zeros(DType::kF32, arena));
-    values_.push_back(Tensor::zeros(DType::kF32, arena));
+    keys_.push_back(backend != nullptr ? backend->allocate(DType::kF32, arena) : Tensor::zeros(DType::kF32, arena));
+    values_.push_back(backend != nullptr ? backend->allocate(DType::kF32, arena) : Tensor::zeros(DType::kF32, arena));
   }
   free_.reserve(static_cast<size_t>(config_.blocks));
   // Highest id at the bottom of the stack so fresh caches hand out 0, 1, 2, … (easier to read in logs).

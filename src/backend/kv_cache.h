@@ -4,8 +4,9 @@
 // layer's arena, so one table serves the whole model. Blocks are handed out from a free list; nothing moves when a
 // sequence grows or ends.
 //
-// Storage (host, fp32) per layer and block: [kv_heads, block_size, head_dim] for keys and again for values, so the
-// keys of one head in one block are contiguous for the attention inner loop.
+// Storage (fp32, in the memory of the backend that allocated it: host by default) per layer and block: [kv_heads,
+// block_size, head_dim] for keys and again for values, so the keys of one head in one block are contiguous for the
+// attention inner loop.
 
 #include <cstdint>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "core/tensor.h"
 
 namespace loom::backend {
+
+class Backend;
 
 inline constexpr int kDefaultBlockSize = 16;
 
@@ -29,8 +32,10 @@ struct KvCacheConfig {
 
 class KvCache {
  public:
-  explicit KvCache(KvCacheConfig config);
+  // The arenas come from backend->allocate() (host memory when backend is null); ops of that backend read them.
+  explicit KvCache(KvCacheConfig config, Backend* backend = nullptr);
 
+  Device device() const { return device_; }
   int block_size() const { return config_.block_size; }
   int layers() const { return static_cast<int>(config_.layers.size()); }
   const KvLayerShape& layer_shape(int layer) const;
@@ -43,7 +48,7 @@ class KvCache {
   // Returns every block of `table` to the free list and clears it.
   void release(std::vector<int32_t>& table);
 
-  // [kv_heads, block_size, head_dim] keys (or values) of one block of one layer.
+  // [kv_heads, block_size, head_dim] keys (or values) of one block of one layer, in device() memory.
   float* keys(int layer, int32_t block);
   float* values(int layer, int32_t block);
   const float* keys(int layer, int32_t block) const;
@@ -53,6 +58,7 @@ class KvCache {
   size_t block_offset(int layer, int32_t block) const;
 
   KvCacheConfig config_;
+  Device device_;
   std::vector<Tensor> keys_;    // per layer: F32 [blocks, kv_heads, block_size, head_dim]
   std::vector<Tensor> values_;  // same
   std::vector<int32_t> free_;   // LIFO free list: recently freed blocks are still warm in cache

@@ -1,5 +1,6 @@
-// `loom run`: one chat request through the whole pipeline on this machine (prompt assembly, the model on the CPU,
-// the engine's sampler and stop rules), printing the completion as it is generated or as one JSON document.
+// `loom run`: one chat request through the whole pipeline on this machine (prompt assembly, the model on the GPU
+// when the binary has the CUDA backend and a GPU is present, else on the CPU, the engine's sampler and stop rules),
+// printing the completion as it is generated or as one JSON document.
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.h"
+#ifdef LOOM_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #include "cli/commands.h"
 #include "core/error.h"
 #include "engine/engine.h"
@@ -38,7 +42,22 @@ struct RunOptions {
   std::optional<int> top_logprobs;
   std::string output = "text";
   int64_t kv_tokens = 8192;
+  std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
 };
+
+// The backend for --device; it outlives the engine, which outlives nothing beyond run().
+backend::Backend& choose_backend(const std::string& device) {
+  static backend::cpu::CpuBackend cpu;
+#ifdef LOOM_HAS_CUDA
+  if (device == "cuda" || (device.empty() && backend::cuda::device_count() > 0)) {
+    static backend::cuda::CudaBackend gpu(0);  // throws kUnsupported naming the missing GPU
+    return gpu;
+  }
+#else
+  if (device == "cuda") fail(ErrorKind::kUnsupported, "this loom binary was built without the CUDA backend");
+#endif
+  return cpu;
+}
 
 Json read_json_file(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
@@ -95,8 +114,7 @@ void run(const RunOptions& options) {
   const Json body = request_body(options);
   const auto snapshot = weights::Snapshot::open(options.model);
   const auto builder = prompt::PromptBuilder::from_snapshot(snapshot);
-  static backend::cpu::CpuBackend cpu;  // outlives the engine, which outlives nothing beyond this call
-  auto model = model::load_model(snapshot, cpu);
+  auto model = model::load_model(snapshot, choose_backend(options.device));
   const auto info = model->info();
 
   prompt::BuildOptions build;
@@ -179,6 +197,8 @@ void register_run_command(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   command->add_option("--kv-tokens", options->kv_tokens, "KV cache capacity in tokens")->capture_default_str();
+  command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
+      ->check(CLI::IsMember({"cuda", "cpu"}));
   command->callback([options] { run(*options); });
 }
 

@@ -50,7 +50,7 @@ Engine::Engine(std::unique_ptr<model::Model> model, std::shared_ptr<const text::
     : config_(config),
       tokenizer_(std::move(tokenizer)),
       model_(std::move(model)),
-      cache_(cache_config(model_->info(), config_)),
+      cache_(cache_config(model_->info(), config_), model_->backend()),
       scheduler_(
           std::make_unique<Scheduler>(SchedulerConfig{config_.step_tokens, config_.max_running}, *model_, cache_)) {
   blocks_used_ = 0;

@@ -1,14 +1,33 @@
 #include "model/layers.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace loom::model {
 
 Tensor Scratch::get(Slot slot, Shape shape) {
-  std::vector<float>& buffer = buffers_[static_cast<size_t>(slot)];
-  const auto needed = static_cast<size_t>(shape_elements(shape));
-  if (buffer.size() < needed) buffer.resize(needed);
-  return Tensor::borrow(DType::kF32, std::move(shape), buffer.data());
+  Tensor& buffer = buffers_[static_cast<size_t>(slot)];
+  const int64_t needed = shape_elements(shape);
+  if (buffer.empty() || buffer.elements() < needed) {
+    // Grow by at least half so that a slowly growing prefill does not reallocate every step.
+    const int64_t size = buffer.empty() ? needed : std::max(needed, buffer.elements() + buffer.elements() / 2);
+    buffer = backend_ != nullptr ? backend_->allocate(DType::kF32, {size}) : Tensor::zeros(DType::kF32, {size});
+  }
+  return Tensor::borrow(DType::kF32, std::move(shape), buffer.data(), buffer.device());
+}
+
+Tensor row_block(const Tensor& t, int64_t begin, int64_t count) {
+  if (t.rank() < 1 || begin < 0 || count < 0 || begin + count > t.dim(0)) {
+    fail(ErrorKind::kInternal, "[row_block] rows [{}, +{}) of a tensor of shape {}", begin, count,
+         shape_string(t.shape()));
+  }
+  Shape shape = t.shape();
+  shape[0] = count;
+  const int64_t row_elements = t.dim(0) == 0 ? 0 : t.elements() / t.dim(0);
+  const auto row_bytes = static_cast<size_t>(row_elements) * static_cast<size_t>(dtype_bits(t.dtype()) / 8);
+  auto* base = static_cast<uint8_t*>(const_cast<void*>(t.data()));
+  return Tensor::borrow(t.dtype(), std::move(shape), base + static_cast<size_t>(begin) * row_bytes, t.device());
 }
 
 void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out, Scratch* scratch) {
@@ -114,6 +133,30 @@ void mlp(backend::Backend& backend, const MlpWeights& w, backend::Activation act
   linear(backend, w.fc1, x, hidden, &scratch);
   backend.activation(act, hidden, hidden);
   linear(backend, w.fc2, hidden, out, &scratch);
+}
+
+void upload(backend::Backend& backend, Tensor& t) {
+  if (!t.empty()) t = backend.upload(t);
+}
+
+void upload(backend::Backend& backend, Linear& layer) {
+  layer.weight = backend.upload(layer.weight);
+  upload(backend, layer.bias);
+}
+
+void upload(backend::Backend& backend, AttentionWeights& w) {
+  for (Linear* l : {&w.q, &w.k, &w.v, &w.o}) upload(backend, *l);
+  upload(backend, w.q_norm);
+  upload(backend, w.k_norm);
+}
+
+void upload(backend::Backend& backend, GatedMlpWeights& w) {
+  for (Linear* l : {&w.gate, &w.up, &w.down}) upload(backend, *l);
+}
+
+void upload(backend::Backend& backend, MlpWeights& w) {
+  upload(backend, w.fc1);
+  upload(backend, w.fc2);
 }
 
 }  // namespace loom::model

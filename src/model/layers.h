@@ -47,12 +47,16 @@ enum class Slot : uint8_t {
   kCount,
 };
 
+// Storage comes from backend->allocate() (host memory when backend is null), so a GPU model's activations stay on the
+// device.
 class Scratch {
  public:
+  explicit Scratch(backend::Backend* backend = nullptr) : backend_(backend) {}
   Tensor get(Slot slot, Shape shape);
 
  private:
-  std::array<std::vector<float>, static_cast<size_t>(Slot::kCount)> buffers_;
+  backend::Backend* backend_;
+  std::array<Tensor, static_cast<size_t>(Slot::kCount)> buffers_;
 };
 
 // Clamps around a linear layer (Gemma 4's Gemma4ClippableLinear, bounds read from the checkpoint): the input is
@@ -68,6 +72,9 @@ struct LinearClip {
   bool clamps_input() const { return input_min > -kInf || input_max < kInf; }
   bool clamps_output() const { return output_min > -kInf || output_max < kInf; }
 };
+
+// Rows [begin, begin + count) of t along its first axis: a view sharing t's storage and device.
+Tensor row_block(const Tensor& t, int64_t begin, int64_t count);
 
 // y = clamp(clamp(x)·Wᵀ (+ b)).
 struct Linear {
@@ -130,5 +137,13 @@ struct MlpWeights {
 // out = fc2(act(fc1(x))); x, out [T, hidden].
 void mlp(backend::Backend& backend, const MlpWeights& w, backend::Activation act, const Tensor& x, Scratch& scratch,
          Tensor& out);
+
+// Move a block's weights into the backend's memory (once, at load; a no-op on the CPU backend).
+void upload(backend::Backend& backend, Linear& layer);
+void upload(backend::Backend& backend, AttentionWeights& w);
+void upload(backend::Backend& backend, GatedMlpWeights& w);
+void upload(backend::Backend& backend, MlpWeights& w);
+// A host F32 tensor into the backend's memory; empty stays empty.
+void upload(backend::Backend& backend, Tensor& t);
 
 }  // namespace loom::model

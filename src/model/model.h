@@ -62,10 +62,16 @@ class Model {
   virtual ~Model() = default;
   virtual const ModelInfo& info() const = 0;
 
-  // Runs the vision tower and projector on one image: F32 [soft_tokens, ModelInfo::image_width()].
+  // The backend the model runs on: the KV cache handed to forward() must be allocated through it (KvCache's backend
+  // argument). nullptr: host memory (models that need no backend, such as test doubles).
+  virtual backend::Backend* backend() { return nullptr; }
+
+  // Runs the vision tower and projector on one image: F32 [soft_tokens, ModelInfo::image_width()] in the backend's
+  // memory; pixel_values are in host memory.
   virtual Tensor encode_image(const ImagePixels& image) = 0;
 
-  // One step: appends the batch's keys and values to `cache` and returns F32 logits (see StepInputs::all_logits).
+  // One step: appends the batch's keys and values to `cache` and returns F32 logits in host memory (see
+  // StepInputs::all_logits): the only activations that leave the backend. Image rows may be in host or backend memory.
   virtual Tensor forward(const StepInputs& step, backend::KvCache& cache) = 0;
 };
 

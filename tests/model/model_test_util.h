@@ -71,7 +71,8 @@ class SequenceRunner {
   SequenceRunner(Model& model, int64_t max_tokens)
       : model_(model),
         cache_({.layers = model.info().kv,
-                .blocks = (max_tokens + backend::kDefaultBlockSize - 1) / backend::kDefaultBlockSize + 1}) {}
+                .blocks = (max_tokens + backend::kDefaultBlockSize - 1) / backend::kDefaultBlockSize + 1},
+               model.backend()) {}
   ~SequenceRunner() { cache_.release(table_); }
 
   int64_t length() const { return length_; }

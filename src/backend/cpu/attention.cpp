@@ -124,9 +124,15 @@ Shapes check_attention_shapes(const Tensor& q, const Tensor& out, int64_t kv_hea
   return {q.dim(1), kv_heads, d};
 }
 
+void expect_host_cache(const KvCache& cache, std::string_view op) {
+  if (cache.device().kind != DeviceKind::kCpu)
+    fail(ErrorKind::kInternal, "[{}] the KV cache is not in host memory", op);
+}
+
 }  // namespace
 
 void CpuBackend::kv_append(KvCache& cache, int layer, const Batch& batch, const Tensor& k, const Tensor& v) {
+  expect_host_cache(cache, "kv_append");
   const KvLayerShape& shape = cache.layer_shape(layer);
   batch.validate(cache.block_size());
   expect_f32(k, "kv_append", "k");
@@ -153,6 +159,7 @@ void CpuBackend::kv_append(KvCache& cache, int layer, const Batch& batch, const 
 
 void CpuBackend::attention(const Tensor& q, const KvCache& cache, int layer, const Batch& batch,
                            const AttentionSpec& spec, Tensor& out) {
+  expect_host_cache(cache, "attention");
   const KvLayerShape& shape = cache.layer_shape(layer);
   batch.validate(cache.block_size());
   const Shapes s = check_attention_shapes(q, out, shape.kv_heads, shape.head_dim, batch.tokens(), "attention");

@@ -13,6 +13,13 @@ class CpuBackend final : public Backend {
 
   std::string_view name() const override { return "cpu"; }
 
+  Device device() const override { return {}; }
+  Tensor allocate(DType dtype, Shape shape) override;
+  Tensor upload(const Tensor& host) override;
+  weights::Weight upload(const weights::Weight& host) override;
+  Tensor to_host(const Tensor& t) override;
+  void copy(const Tensor& src, Tensor& dst) override;
+
   void embedding(const weights::Weight& table, std::span<const int32_t> ids, float scale, Tensor& out) override;
   void matmul(const Tensor& x, const weights::Weight& w, Tensor& out) override;
   void add_bias(Tensor& x, const Tensor& bias) override;

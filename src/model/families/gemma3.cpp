@@ -1,7 +1,6 @@
 #include "model/families/gemma3.h"
 
 #include <cmath>
-#include <cstring>
 
 #include "core/error.h"
 #include "core/float_formats.h"
@@ -65,6 +64,7 @@ Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& ba
   const std::string text_prefix = loader.choose_prefix({"model.language_model.", "model."}, "embed_tokens.weight");
   text_ = load_text_weights(loader, t, text_prefix);
   embed_scale_ = gemma3_embedding_scale(text_.embed, t.hidden_size);
+  upload_text_weights();
 
   rope_full_ = backend::make_rope_table(t.rope_full);
   rope_sliding_ = backend::make_rope_table(t.rope_sliding);
@@ -87,10 +87,14 @@ Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& ba
     const VisionConfig& v = *config_.vision;
     const std::string vision_prefix = loader.choose_prefix({"model.vision_tower.vision_model.", "model.vision_tower."},
                                                            "embeddings.patch_embedding.weight");
-    tower_.emplace(v, load_siglip_weights(loader, v, vision_prefix));
+    SiglipWeights tower = load_siglip_weights(loader, v, vision_prefix);
+    upload(backend_, tower);
+    tower_.emplace(v, std::move(tower));
     projector_.soft_emb_norm = loader.f32("model.multi_modal_projector.mm_soft_emb_norm.weight", {v.hidden_size});
     projector_.projection = loader.matrix_transposed("model.multi_modal_projector.mm_input_projection_weight",
                                                      t.hidden_size, v.hidden_size);
+    upload(backend_, projector_.soft_emb_norm);
+    projector_.projection = backend_.upload(projector_.projection);
   }
 
   info_.architecture = config_.architecture;
@@ -102,6 +106,22 @@ Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& ba
   info_.stop_ids = config_.stop_ids;
   info_.image_token_id = config_.vision ? config_.image_token_id : -1;
   info_.bidirectional_images = config_.vision.has_value();
+}
+
+void Gemma3Model::upload_text_weights() {
+  // A tied lm_head shares the embedding's storage on the host; keep it shared on the device too.
+  const bool tied = text_.lm_head.values.data() == text_.embed.values.data();
+  text_.embed = backend_.upload(text_.embed);
+  text_.lm_head = tied ? text_.embed : backend_.upload(text_.lm_head);
+  for (Gemma3DecoderLayerWeights& layer : text_.layers) {
+    for (Tensor* t :
+         {&layer.input_norm, &layer.post_attention_norm, &layer.pre_feedforward_norm, &layer.post_feedforward_norm}) {
+      upload(backend_, *t);
+    }
+    upload(backend_, layer.attention);
+    upload(backend_, layer.mlp);
+  }
+  upload(backend_, text_.final_norm);
 }
 
 Tensor Gemma3Model::encode_image(const ImagePixels& image) {
@@ -120,21 +140,19 @@ Tensor Gemma3Model::encode_image(const ImagePixels& image) {
   const int64_t per_image = side * side;
   Tensor pooled = vision_scratch_.get(Slot::kPooled, {images * tokens, v.hidden_size});
   for (int64_t i = 0; i < images; ++i) {
-    const Tensor in = Tensor::borrow(DType::kF32, {per_image, v.hidden_size},
-                                     const_cast<float*>(hidden.data_as<float>()) + i * per_image * v.hidden_size);
-    Tensor out =
-        Tensor::borrow(DType::kF32, {tokens, v.hidden_size}, pooled.data_as<float>() + i * tokens * v.hidden_size);
+    const Tensor in = row_block(hidden, i * per_image, per_image);
+    Tensor out = row_block(pooled, i * tokens, tokens);
     backend_.avg_pool_2d(in, side, side, kernel, out);
   }
   Tensor normed = vision_scratch_.get(Slot::kBranchNormed, pooled.shape());
   backend_.rms_norm(pooled, &projector_.soft_emb_norm,
                     {.eps = v.layer_norm_eps, .weight = backend::NormWeight::kOnePlus}, normed);
-  Tensor embeddings = Tensor::zeros(DType::kF32, {images * tokens, config_.text.hidden_size});
+  Tensor embeddings = backend_.allocate(DType::kF32, {images * tokens, config_.text.hidden_size});
   backend_.matmul(normed, projector_.projection, embeddings);
   return embeddings;
 }
 
-void Gemma3Model::scatter_images(const StepInputs& step, Tensor& x) const {
+void Gemma3Model::scatter_images(const StepInputs& step, Tensor& x) {
   const Batch& batch = *step.batch;
   const int64_t hidden = config_.text.hidden_size;
   for (const ImageRows& rows : step.images) {
@@ -151,7 +169,8 @@ void Gemma3Model::scatter_images(const StepInputs& step, Tensor& x) const {
              rows.row_begin + r, id, config_.image_token_id);
       }
     }
-    std::memcpy(x.data_as<float>() + rows.row_begin * hidden, e.data(), e.bytes());
+    Tensor target = row_block(x, rows.row_begin, e.dim(0));
+    backend_.copy(e, target);
   }
 }
 
@@ -206,16 +225,16 @@ Tensor Gemma3Model::forward(const StepInputs& step, KvCache& cache) {
     for (int64_t s = 0; s < count; ++s) {
       const backend::SequenceSlice& seq = batch.sequences[static_cast<size_t>(s)];
       const int64_t last = seq.token_offset + seq.token_count - 1;
-      std::memcpy(rows.data_as<float>() + s * c.hidden_size, x.data_as<float>() + last * c.hidden_size,
-                  static_cast<size_t>(c.hidden_size) * sizeof(float));
+      Tensor target = row_block(rows, s, 1);
+      backend_.copy(row_block(x, last, 1), target);
     }
   }
   Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
   backend_.rms_norm(rows, &text_.final_norm, norm, final_rows);
-  Tensor logits = Tensor::zeros(DType::kF32, {rows.dim(0), c.vocab_size});
+  Tensor logits = backend_.allocate(DType::kF32, {rows.dim(0), c.vocab_size});
   backend_.matmul(final_rows, text_.lm_head, logits);
   if (c.final_logit_softcap > 0) backend_.softcap(logits, c.final_logit_softcap, logits);
-  return logits;
+  return backend_.to_host(logits);
 }
 
 }  // namespace loom::model

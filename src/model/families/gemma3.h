@@ -51,13 +51,15 @@ class Gemma3Model final : public Model {
   Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& backend);
 
   const ModelInfo& info() const override { return info_; }
+  backend::Backend* backend() override { return &backend_; }
   Tensor encode_image(const ImagePixels& image) override;
   Tensor forward(const StepInputs& step, backend::KvCache& cache) override;
 
   const Gemma3Config& config() const { return config_; }
 
  private:
-  void scatter_images(const StepInputs& step, Tensor& x) const;
+  void upload_text_weights();
+  void scatter_images(const StepInputs& step, Tensor& x);
   void check_cache(const backend::KvCache& cache) const;
 
   backend::Backend& backend_;
@@ -70,8 +72,8 @@ class Gemma3Model final : public Model {
   std::vector<AttentionParams> attention_;  // per layer
   std::optional<SiglipTower> tower_;
   Gemma3ProjectorWeights projector_;
-  Scratch scratch_;
-  Scratch vision_scratch_;
+  Scratch scratch_{&backend_};
+  Scratch vision_scratch_{&backend_};
   std::vector<int32_t> ids_;
 };
 

@@ -40,6 +40,21 @@ SiglipWeights load_siglip_weights(const WeightLoader& loader, const VisionConfig
   return w;
 }
 
+void upload(backend::Backend& backend, SiglipWeights& w) {
+  w.patch_embedding = backend.upload(w.patch_embedding);
+  for (Tensor* t : {&w.patch_bias, &w.position_embedding, &w.post_layernorm_weight, &w.post_layernorm_bias}) {
+    upload(backend, *t);
+  }
+  for (SiglipLayerWeights& layer : w.layers) {
+    for (Tensor* t :
+         {&layer.layer_norm1_weight, &layer.layer_norm1_bias, &layer.layer_norm2_weight, &layer.layer_norm2_bias}) {
+      upload(backend, *t);
+    }
+    upload(backend, layer.attention);
+    upload(backend, layer.mlp);
+  }
+}
+
 SiglipTower::SiglipTower(const VisionConfig& config, SiglipWeights weights)
     : config_(config), weights_(std::move(weights)) {
   attention_.heads = config.heads;
@@ -60,23 +75,21 @@ Tensor SiglipTower::encode(backend::Backend& backend, const Tensor& pixels, Scra
   const int64_t per_image = c.patches_per_side() * c.patches_per_side();
   const int64_t rows = images * per_image;
   const int64_t patch_elems = int64_t{c.channels} * c.patch_size * c.patch_size;
-  const int64_t image_elems = int64_t{c.channels} * c.image_size * c.image_size;
 
   // Patch embedding: Conv2d(kernel = stride = patch) = extracted patches · W[hidden, C·p·p]ᵀ + bias.
   Tensor patches = scratch.get(Slot::kPatches, {rows, patch_elems});
+  const Tensor device_pixels =
+      pixels.device() == backend.device() ? pixels : backend.upload(pixels);  // the CPU backend copies nothing
   for (int64_t i = 0; i < images; ++i) {
-    const Tensor image = Tensor::borrow(DType::kF32, {c.channels, c.image_size, c.image_size},
-                                        const_cast<float*>(pixels.data_as<float>()) + i * image_elems);
-    Tensor out =
-        Tensor::borrow(DType::kF32, {per_image, patch_elems}, patches.data_as<float>() + i * per_image * patch_elems);
+    const Tensor image = row_block(device_pixels, i, 1).reshaped({c.channels, c.image_size, c.image_size});
+    Tensor out = row_block(patches, i * per_image, per_image);
     backend.extract_patches(image, c.patch_size, out);
   }
   Tensor x = scratch.get(Slot::kResidual, {rows, c.hidden_size});
   backend.matmul(patches, weights_.patch_embedding, x);
   backend.add_bias(x, weights_.patch_bias);
   for (int64_t i = 0; i < images; ++i) {
-    Tensor slice =
-        Tensor::borrow(DType::kF32, {per_image, c.hidden_size}, x.data_as<float>() + i * per_image * c.hidden_size);
+    Tensor slice = row_block(x, i * per_image, per_image);
     backend.add(slice, weights_.position_embedding, slice);
   }
 

@@ -30,13 +30,16 @@ struct SiglipWeights {
 
 // `prefix` is the canonical prefix of the tower ("model.vision_tower.vision_model." or "model.vision_tower.").
 SiglipWeights load_siglip_weights(const WeightLoader& loader, const VisionConfig& config, const std::string& prefix);
+// Moves every tensor of the tower into the backend's memory.
+void upload(backend::Backend& backend, SiglipWeights& w);
 
 class SiglipTower {
  public:
   SiglipTower(const VisionConfig& config, SiglipWeights weights);
 
-  // pixels F32 [images, channels, image_size, image_size] → the last hidden state after post_layernorm,
-  // [images·patches, hidden], patches row-major per image. The result is a view of `scratch` slot kNormed.
+  // pixels F32 [images, channels, image_size, image_size] (host or backend memory) → the last hidden state after
+  // post_layernorm, [images·patches, hidden], patches row-major per image. The result is a view of `scratch` slot
+  // kNormed. The weights must be in the backend's memory (upload()).
   Tensor encode(backend::Backend& backend, const Tensor& pixels, Scratch& scratch) const;
 
   const VisionConfig& config() const { return config_; }

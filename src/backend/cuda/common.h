@@ -1,0 +1,104 @@
+#pragma once
+// What the CUDA op files share: error checks, argument checks (messages start with the op name, like the CPU
+// backend's), grow-only device buffers and the per-call upload of host metadata.
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "core/error.h"
+
+namespace loom::backend::cuda {
+
+// Throws loom::Error(kInternal) naming the failed call and the CUDA error.
+void check_cuda(cudaError_t status, const char* what);
+void check_cublas(cublasStatus_t status, const char* what);
+#define LOOM_CUDA(call) ::loom::backend::cuda::check_cuda((call), #call)
+#define LOOM_CUBLAS(call) ::loom::backend::cuda::check_cublas((call), #call)
+// After a kernel launch: reports a bad launch configuration under the op's name.
+void check_launch(std::string_view op);
+
+// Device memory that only grows; reused across calls on the backend's one stream.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  void* reserve(size_t bytes);
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Host values gathered for one op and copied to the device in one transfer. add() returns the element offset of the
+// values in the device copy, typed; every array starts 8-byte aligned.
+class MetaUpload {
+ public:
+  template <typename T>
+  size_t add(std::span<const T> values) {
+    const size_t offset = (bytes_.size() + 7) / 8 * 8;
+    bytes_.resize(offset + values.size_bytes());
+    if (!values.empty()) std::memcpy(bytes_.data() + offset, values.data(), values.size_bytes());
+    return offset;
+  }
+  // Copies everything to `buffer` and returns the device base pointer (valid until the buffer's next use).
+  const uint8_t* commit(DeviceBuffer& buffer);
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
+template <typename T>
+const T* at(const uint8_t* base, size_t offset) {
+  return reinterpret_cast<const T*>(base + offset);
+}
+
+struct CudaBackend::State {
+  cublasHandle_t cublas = nullptr;
+  DeviceBuffer meta;    // per-op metadata (ids, positions, block tables)
+  DeviceBuffer tile;    // weights dequantized to f32 for prefill GEMMs
+  DeviceBuffer result;  // small results read back by argmax / top_k
+};
+
+inline bool on_device(const Tensor& t) {
+  return t.device().kind == DeviceKind::kCuda;
+}
+
+inline void expect_f32(const Tensor& t, std::string_view op, std::string_view what) {
+  if (t.empty()) fail(ErrorKind::kInternal, "[{}] {} is empty", op, what);
+  if (t.dtype() != DType::kF32)
+    fail(ErrorKind::kInternal, "[{}] {} must be F32, got {}", op, what, dtype_name(t.dtype()));
+  if (!on_device(t)) fail(ErrorKind::kInternal, "[{}] {} is not in CUDA device memory", op, what);
+}
+
+inline void expect_same_shape(const Tensor& a, const Tensor& b, std::string_view op, std::string_view what) {
+  if (a.shape() != b.shape()) {
+    fail(ErrorKind::kInternal, "[{}] {} has shape {}, expected {}", op, what, shape_string(b.shape()),
+         shape_string(a.shape()));
+  }
+}
+
+inline void expect_shape(const Tensor& t, const Shape& shape, std::string_view op, std::string_view what) {
+  if (t.shape() != shape) {
+    fail(ErrorKind::kInternal, "[{}] {} has shape {}, expected {}", op, what, shape_string(t.shape()),
+         shape_string(shape));
+  }
+}
+
+inline int64_t last_dim(const Tensor& t) {
+  return t.rank() == 0 ? 1 : t.dim(-1);
+}
+
+inline unsigned grid_for(int64_t items, int threads) {
+  return static_cast<unsigned>((items + threads - 1) / threads);
+}
+
+}  // namespace loom::backend::cuda

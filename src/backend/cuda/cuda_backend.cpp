@@ -1,0 +1,133 @@
+// Construction, memory and transfers of the CUDA backend: device tensors are cudaMalloc allocations owned by the
+// Tensor (Tensor::adopt with a cudaFree deleter); weights are uploaded once, every tensor in its stored dtype.
+#include <memory>
+
+#include "backend/cuda/common.h"
+#include "weights/quant/quantize.h"
+
+namespace loom::backend::cuda {
+
+void check_cuda(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    fail(ErrorKind::kInternal, "[cuda] {} failed: {} ({})", what, cudaGetErrorName(status), cudaGetErrorString(status));
+  }
+}
+
+void check_cublas(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    fail(ErrorKind::kInternal, "[cuda] {} failed: cuBLAS status {}", what, static_cast<int>(status));
+  }
+}
+
+void check_launch(std::string_view op) {
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess) {
+    fail(ErrorKind::kInternal, "[{}] kernel launch failed: {} ({})", op, cudaGetErrorName(status),
+         cudaGetErrorString(status));
+  }
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (data_ != nullptr) cudaFree(data_);
+}
+
+void* DeviceBuffer::reserve(size_t bytes) {
+  if (bytes <= size_ && data_ != nullptr) return data_;
+  if (data_ != nullptr) {
+    LOOM_CUDA(cudaDeviceSynchronize());  // a kernel still reading the old buffer must finish first
+    LOOM_CUDA(cudaFree(data_));
+    data_ = nullptr;
+    size_ = 0;
+  }
+  const size_t size = std::max<size_t>(bytes, 4096);
+  LOOM_CUDA(cudaMalloc(&data_, size));
+  size_ = size;
+  return data_;
+}
+
+const uint8_t* MetaUpload::commit(DeviceBuffer& buffer) {
+  auto* device = static_cast<uint8_t*>(buffer.reserve(bytes_.size()));
+  // From pageable memory: the copy has left `bytes_` when cudaMemcpy returns, and kernels queued before it on the
+  // default stream have finished with the previous contents.
+  if (!bytes_.empty()) LOOM_CUDA(cudaMemcpy(device, bytes_.data(), bytes_.size(), cudaMemcpyHostToDevice));
+  return device;
+}
+
+int device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return count;
+}
+
+CudaBackend::CudaBackend(int device) : device_(device), state_(std::make_unique<State>()) {
+  const int count = device_count();
+  if (device < 0 || device >= count) {
+    fail(ErrorKind::kUnsupported, "[cuda] GPU {} requested, {} available", device, count);
+  }
+  LOOM_CUDA(cudaSetDevice(device));
+  LOOM_CUBLAS(cublasCreate(&state_->cublas));
+  // Plain fp32 GEMMs (no TF32): the prefill path must agree with the CPU backend to fp32 rounding.
+  LOOM_CUBLAS(cublasSetMathMode(state_->cublas, CUBLAS_PEDANTIC_MATH));
+}
+
+CudaBackend::~CudaBackend() {
+  if (state_ && state_->cublas != nullptr) cublasDestroy(state_->cublas);
+}
+
+Tensor CudaBackend::allocate(DType dtype, Shape shape) {
+  const int64_t elements = shape_elements(shape);
+  const std::optional<uint64_t> bytes = dtype_bytes_for(dtype, static_cast<uint64_t>(elements));
+  if (!bytes)
+    fail(ErrorKind::kInternal, "[allocate] {} elements of {} do not fill whole bytes", elements, dtype_name(dtype));
+  void* data = nullptr;
+  // cudaMalloc of 0 bytes returns null; a 1-byte allocation keeps empty tensors non-null like host ones.
+  LOOM_CUDA(cudaMalloc(&data, std::max<uint64_t>(*bytes, 1)));
+  std::shared_ptr<void> storage(data, [](void* p) { cudaFree(p); });
+  if (*bytes > 0) LOOM_CUDA(cudaMemset(data, 0, *bytes));
+  return Tensor::adopt(dtype, std::move(shape), std::move(storage), device());
+}
+
+Tensor CudaBackend::upload(const Tensor& host) {
+  if (host.empty()) return host;
+  if (on_device(host)) fail(ErrorKind::kInternal, "[upload] the tensor is already in device memory");
+  Tensor device_tensor = allocate(host.dtype(), host.shape());
+  if (host.bytes() > 0) {
+    LOOM_CUDA(cudaMemcpy(device_tensor.data(), host.data(), host.bytes(), cudaMemcpyHostToDevice));
+  }
+  return device_tensor;
+}
+
+weights::Weight CudaBackend::upload(const weights::Weight& host) {
+  try {
+    weights::quant::validate(host, "weight");
+  } catch (const Error& e) {
+    fail(ErrorKind::kInternal, "[upload] {}", e.what());
+  }
+  weights::Weight w = host;
+  w.values = upload(host.values);
+  w.scales = upload(host.scales);
+  w.biases = upload(host.biases);
+  return w;
+}
+
+Tensor CudaBackend::to_host(const Tensor& t) {
+  if (!on_device(t)) fail(ErrorKind::kInternal, "[to_host] the tensor is not in CUDA device memory");
+  Tensor host = Tensor::zeros(t.dtype(), t.shape());
+  if (t.bytes() > 0) LOOM_CUDA(cudaMemcpy(host.data(), t.data(), t.bytes(), cudaMemcpyDeviceToHost));
+  return host;
+}
+
+void CudaBackend::copy(const Tensor& src, Tensor& dst) {
+  if (src.dtype() != dst.dtype() || src.elements() != dst.elements() || src.empty() || dst.empty()) {
+    fail(ErrorKind::kInternal, "[copy] {} {} into {} {}", dtype_name(src.dtype()), shape_string(src.shape()),
+         dtype_name(dst.dtype()), shape_string(dst.shape()));
+  }
+  const cudaMemcpyKind kind = on_device(src) ? (on_device(dst) ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost)
+                                             : (on_device(dst) ? cudaMemcpyHostToDevice : cudaMemcpyHostToHost);
+  if (src.bytes() > 0 && src.data() != dst.data()) LOOM_CUDA(cudaMemcpy(dst.data(), src.data(), src.bytes(), kind));
+}
+
+}  // namespace loom::backend::cuda

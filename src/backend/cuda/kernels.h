@@ -1,0 +1,92 @@
+#pragma once
+// The CUDA kernels' launch functions: plain C++ (no CUDA or fmt headers), so the backend's host logic lives in .cpp
+// files compiled by the host compiler and the .cu files hold only kernels. Every launcher queues its kernel on the
+// default stream and returns at once; the caller checks cudaGetLastError (check_launch). Pointers are device memory.
+
+#include <cstdint>
+
+namespace loom::backend::cuda::kernels {
+
+// A weight as kernels see it (plain data, passed by value to kernels).
+struct WeightView {
+  const uint8_t* values = nullptr;
+  const void* scales = nullptr;
+  const void* biases = nullptr;
+  int64_t rows = 0, cols = 0;
+  int64_t row_bytes = 0;  // bytes of one packed (or float) row
+  int64_t groups = 0;     // scale entries per row
+  int group_size = 0;
+  int scale_kind = 0;  // affine scales/biases and unaligned float values: 0 F32, 1 F16, 2 BF16
+  float output_scale = 1.0f;
+};
+
+enum class Format : uint8_t {
+  kF32,
+  kF16,
+  kBF16,
+  kFloatAny,  // float weights whose columns are no multiple of 32 (element loads; dtype in scale_kind)
+  kAffine2,
+  kAffine3,
+  kAffine4,
+  kAffine5,
+  kAffine6,
+  kAffine8,
+  kMxfp4,
+  kMxfp8,
+  kNvfp4,
+};
+
+inline constexpr int kGemvMaxRows = 16;
+
+// out[k, :] = decode(w[row_k, :]) · scale, row_k = ids ? ids[k] : first + k.
+void dequantize(const WeightView& w, Format format, const int32_t* ids, int64_t first, int64_t count, float scale,
+                float* out);
+// out[i·rows + r] = x[i, :] · w[r, :] for i < n ≤ kGemvMaxRows; x rows 16-byte aligned unless kFloatAny.
+void gemv(const WeightView& w, Format format, const float* x, int n, float* out);
+void add_bias(float* x, const float* bias, int64_t rows, int64_t cols);
+
+// mode: 0 none, 1 scale, 2 one-plus.
+void rms_norm(const float* x, const float* w, int mode, float eps, int64_t rows, int64_t dim, float* out);
+void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows, int64_t dim, float* out);
+
+enum class Unary : int { kActivation, kScale, kSoftcap, kClamp };
+enum class Binary : int { kAdd, kMul, kGated };
+// act: Activation as int. Unary parameters: scale p; softcap p = cap, q = 1/cap; clamp [p, q].
+void unary(Unary op, int act, float p, float q, const float* x, int64_t n, float* out);
+void binary(Binary op, int act, const float* a, const float* b, int64_t n, float* out);
+
+void rope(float* x, const int32_t* first, const int32_t* second, const float* inv_freq, const uint8_t* axis,
+          const int32_t* positions, int64_t tokens, int64_t heads, int pairs, int64_t d);
+
+void softmax(const float* x, int64_t rows, int64_t n, float* out);
+void top_k(const float* x, int64_t rows, int64_t n, int k, int32_t* indices, float* values);
+void avg_pool_2d(const float* x, int64_t grid_w, int kernel, int64_t out_w, int64_t channels, int64_t cells,
+                 float* out);
+void extract_patches(const float* image, int64_t channels, int64_t height, int64_t width, int patch, float* out);
+
+// A step's sequences on the device (see attention.cpp).
+struct SeqMeta {
+  int64_t token_offset, token_count, kv_start;
+  int32_t table_begin, span_begin, span_count, pad;
+};
+struct StepMeta {
+  const SeqMeta* seqs;
+  const int32_t* row_seq;  // packed row → sequence index
+  const int32_t* tables;   // block tables back to back
+  const int64_t* spans;    // bidirectional spans as (start, end) pairs
+};
+struct MaskParams {
+  float scale;
+  int mask;  // MaskKind
+  int64_t window;
+  float softcap;
+};
+inline constexpr int kMaxHeadDim = 512;
+
+void kv_append(const float* k, const float* v, const StepMeta& step, int64_t tokens, int64_t kv_heads, int64_t d,
+               int64_t block_size, float* key_arena, float* value_arena);
+// paged: keys/values are the layer's arenas [blocks, kv_heads, block_size, d]; else dense [T, kv_heads, d].
+void attention(bool paged, const float* q, int64_t rows, int64_t heads, int64_t kv_heads, int d, const float* keys,
+               const float* values, int64_t block_size, const StepMeta& step, const MaskParams& mask, float* out);
+
+}  // namespace loom::backend::cuda::kernels
