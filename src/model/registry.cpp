@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/families/gemma3.h"
+#include "model/families/gemma4.h"
 
 namespace loom::model {
 namespace {
@@ -25,6 +26,12 @@ const std::map<std::string, Factory, std::less<>>& factories() {
     // architectures[0] spellings, and the model_type names a config without `architectures` carries.
     for (const char* name : {"Gemma3ForConditionalGeneration", "Gemma3ForCausalLM", "gemma3", "gemma3_text"}) {
       t.emplace(name, gemma3);
+    }
+    const Factory gemma4 = [](const weights::Snapshot& s, backend::Backend& b) -> std::unique_ptr<Model> {
+      return std::make_unique<Gemma4Model>(s, b);
+    };
+    for (const char* name : {"Gemma4ForConditionalGeneration", "Gemma4ForCausalLM", "gemma4", "gemma4_text"}) {
+      t.emplace(name, gemma4);
     }
     return t;
   }();
