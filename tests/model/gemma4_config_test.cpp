@@ -123,6 +123,33 @@ TEST(Gemma4Config, KEqVMoeAndBidirectionalVision) {
   EXPECT_FALSE(plans[1].k_eq_v);
 }
 
+// transformers 5 writes the resolved per-layer overrides instead of global_head_dim: the two forms must agree.
+TEST(Gemma4Config, PerLayerConfigFormMatchesGlobalFields) {
+  json global = {{"num_hidden_layers", 3},
+                 {"num_attention_heads", 4},
+                 {"num_key_value_heads", 2},
+                 {"head_dim", 16},
+                 {"global_head_dim", 32},
+                 {"num_global_key_value_heads", 1},
+                 {"attention_k_eq_v", true},
+                 {"hidden_size_per_layer_input", 0},
+                 {"layer_types", {"sliding_attention", "full_attention", "full_attention"}}};
+  json written = global;
+  written.erase("global_head_dim");
+  written.erase("num_global_key_value_heads");
+  written["per_layer_config"] = {{"1", {{"head_dim", 32}, {"num_key_value_heads", 1}}},
+                                 {"2", {{"head_dim", 32}, {"num_key_value_heads", 1}}}};
+  const Gemma4TextConfig a = parse_gemma4_text_config(global, "a"), b = parse_gemma4_text_config(written, "b");
+  EXPECT_EQ(a.layer_head_dim, (std::vector<int>{16, 32, 32}));
+  EXPECT_EQ(a.layer_kv_heads, (std::vector<int>{2, 1, 1}));
+  EXPECT_EQ(b.layer_head_dim, a.layer_head_dim);
+  EXPECT_EQ(b.layer_kv_heads, a.layer_kv_heads);
+  EXPECT_EQ(b.base.rope_full.head_dim, 32);
+  written["per_layer_config"]["7"] = {{"head_dim", 32}};
+  EXPECT_NE(error_of([&] { parse_gemma4_text_config(written, "b"); }, ErrorKind::kInvalidFile).find("per_layer_config"),
+            std::string::npos);
+}
+
 TEST(Gemma4Config, DefaultsFollowTransformers) {
   const Gemma4TextConfig c = parse_gemma4_text_config(json::object(), "cfg");
   EXPECT_EQ(c.base.layers, 30);

@@ -79,6 +79,60 @@ backend::RopeSpec parse_gemma4_rope(const JsonFields& f, std::string_view kind, 
   return parse_rope(f, kind, "rope_theta", default_theta, false, head_dim);
 }
 
+// Per-layer head_dim and KV heads, the way Gemma4TextConfig.__post_init__ derives per_layer_config: written out
+// when config.json has it, else full layers take global_head_dim and (with attention_k_eq_v only)
+// num_global_key_value_heads.
+void parse_layer_shapes(const JsonFields& f, Gemma4TextConfig& c) {
+  const TextConfig& t = c.base;
+  const auto layers = static_cast<size_t>(t.layers);
+  c.layer_head_dim.assign(layers, t.head_dim);
+  c.layer_kv_heads.assign(layers, t.kv_heads);
+  if (const json* overrides = f.find("per_layer_config")) {
+    if (!overrides->is_object()) f.invalid("per_layer_config", "an object of per-layer overrides");
+    for (const auto& [key, value] : overrides->items()) {
+      const std::string where = f.where() + ".per_layer_config";
+      size_t index = layers;
+      if (!key.empty() && key.find_first_not_of("0123456789") == std::string::npos && key.size() < 9) {
+        index = std::stoul(key);
+      }
+      if (index >= layers || !value.is_object()) {
+        fail(ErrorKind::kInvalidFile, "{}: entry \"{}\" must be a layer index below {} mapping to an object", where,
+             key, layers);
+      }
+      const JsonFields entry(value, where + "." + key);
+      c.layer_head_dim[index] = positive_int(entry, "head_dim", t.head_dim);
+      c.layer_kv_heads[index] = positive_int(entry, "num_key_value_heads", t.kv_heads);
+      if (t.heads % c.layer_kv_heads[index] != 0)
+        entry.invalid("num_key_value_heads", "a divisor of num_attention_heads");
+    }
+  } else {
+    const int global_head_dim = positive_int(f, "global_head_dim", kDefaultGlobalHeadDim);
+    int global_kv_heads = t.kv_heads;
+    if (c.k_eq_v && f.has("num_global_key_value_heads")) {
+      global_kv_heads = positive_int(f, "num_global_key_value_heads", t.kv_heads);
+      if (t.heads % global_kv_heads != 0) f.invalid("num_global_key_value_heads", "a divisor of num_attention_heads");
+    }
+    for (size_t i = 0; i < layers; ++i) {
+      if (t.layer_types[i] != LayerKind::kFullAttention) continue;
+      c.layer_head_dim[i] = global_head_dim;
+      c.layer_kv_heads[i] = global_kv_heads;
+    }
+  }
+  // One RoPE table per kind: every full layer must share a head_dim (and likewise every sliding layer).
+  c.global_head_dim = 0;
+  for (size_t i = 0; i < layers; ++i) {
+    const bool full = t.layer_types[i] == LayerKind::kFullAttention;
+    if (full && c.global_head_dim == 0) {
+      c.global_head_dim = c.layer_head_dim[i];
+      c.global_kv_heads = c.layer_kv_heads[i];
+    }
+    if (c.layer_head_dim[i] != (full ? c.layer_head_dim[t.layers - 1] : t.head_dim)) {
+      fail(ErrorKind::kUnsupported, "{}: layer {} has head_dim {}, unlike the other {} layers", f.where(), i,
+           c.layer_head_dim[i], full ? "full_attention" : "sliding_attention");
+    }
+  }
+}
+
 }  // namespace
 
 Gemma4TextConfig parse_gemma4_text_config(const json& raw, const std::string& where) {
@@ -120,14 +174,8 @@ Gemma4TextConfig parse_gemma4_text_config(const json& raw, const std::string& wh
   // transformers forces the last layer to full attention whatever layer_types says.
   t.layer_types.back() = LayerKind::kFullAttention;
 
-  c.global_head_dim = positive_int(f, "global_head_dim", kDefaultGlobalHeadDim);
   c.k_eq_v = f.boolean("attention_k_eq_v", false);
-  c.global_kv_heads = t.kv_heads;
-  // num_global_key_value_heads applies only to models that declare attention_k_eq_v.
-  if (c.k_eq_v && f.has("num_global_key_value_heads")) {
-    c.global_kv_heads = positive_int(f, "num_global_key_value_heads", t.kv_heads);
-    if (t.heads % c.global_kv_heads != 0) f.invalid("num_global_key_value_heads", "a divisor of num_attention_heads");
-  }
+  parse_layer_shapes(f, c);
   t.rope_sliding = parse_gemma4_rope(f, "sliding_attention", t.head_dim);
   t.rope_full = parse_gemma4_rope(f, "full_attention", c.global_head_dim);
 
@@ -158,8 +206,8 @@ std::vector<Gemma4LayerPlan> plan_gemma4_layers(const Gemma4TextConfig& config) 
     Gemma4LayerPlan p;
     p.kind = t.layer_types[static_cast<size_t>(i)];
     const bool full = p.kind == LayerKind::kFullAttention;
-    p.head_dim = full ? config.global_head_dim : t.head_dim;
-    p.kv_heads = full ? config.global_kv_heads : t.kv_heads;
+    p.head_dim = config.layer_head_dim[static_cast<size_t>(i)];
+    p.kv_heads = config.layer_kv_heads[static_cast<size_t>(i)];
     p.k_eq_v = full && config.k_eq_v;
     p.stores_kv = i < first_shared;
     // The double-wide MLP sits on the shared layers only (and never when nothing is shared).

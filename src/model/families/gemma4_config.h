@@ -24,8 +24,12 @@ struct Gemma4TextConfig {
   // The fields Gemma 3 also has. norm_weight is kScale (no +1), attention_scale 1, head_dim is the sliding layers'
   // (rope_full carries global_head_dim), attn_logit_softcap 0.
   TextConfig base;
-  int global_head_dim = 0;
-  int global_kv_heads = 0;            // KV heads of full layers (num_global_key_value_heads with k_eq_v, else kv_heads)
+  int global_head_dim = 0;  // head_dim of the full layers
+  int global_kv_heads = 0;  // KV heads of full layers (num_global_key_value_heads with k_eq_v, else kv_heads)
+  // Per layer: head_dim and KV heads. Hub configs give global_head_dim / num_global_key_value_heads; configs written
+  // by transformers 5 give `per_layer_config` {"<layer index>": {"head_dim", "num_key_value_heads"}} instead.
+  std::vector<int> layer_head_dim;
+  std::vector<int> layer_kv_heads;
   int64_t ple_dim = 0;                // hidden_size_per_layer_input; 0: no per-layer embeddings
   int64_t ple_vocab = 0;              // vocab_size_per_layer_input
   int kv_shared_layers = 0;           // num_kv_shared_layers
