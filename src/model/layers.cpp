@@ -11,9 +11,17 @@ Tensor Scratch::get(Slot slot, Shape shape) {
   return Tensor::borrow(DType::kF32, std::move(shape), buffer.data());
 }
 
-void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out) {
-  backend.matmul(x, layer.weight, out);
+void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out, Scratch* scratch) {
+  if (layer.clip.clamps_input()) {
+    Tensor clamped =
+        scratch != nullptr ? scratch->get(Slot::kClampedInput, x.shape()) : Tensor::zeros(DType::kF32, x.shape());
+    backend.clamp(x, layer.clip.input_min, layer.clip.input_max, clamped);
+    backend.matmul(clamped, layer.weight, out);
+  } else {
+    backend.matmul(x, layer.weight, out);
+  }
   if (!layer.bias.empty()) backend.add_bias(out, layer.bias);
+  if (layer.clip.clamps_output()) backend.clamp(out, layer.clip.output_min, layer.clip.output_max, out);
 }
 
 namespace {
@@ -29,7 +37,7 @@ Projected project_qkv(backend::Backend& backend, const AttentionWeights& w, cons
   Projected out;
   out.q = scratch.get(Slot::kQuery, {t, p.heads, p.head_dim});
   Tensor q2 = out.q.reshaped({t, int64_t{p.heads} * p.head_dim});
-  linear(backend, w.q, x, q2);
+  linear(backend, w.q, x, q2, &scratch);
   if (!w.q_norm.empty()) {
     // Norms before RoPE, per head over head_dim.
     Tensor qn = scratch.get(Slot::kQueryNormed, out.q.shape());
@@ -41,13 +49,13 @@ Projected project_qkv(backend::Backend& backend, const AttentionWeights& w, cons
 
   out.k = scratch.get(Slot::kKey, {t, p.kv_heads, p.head_dim});
   Tensor k2 = out.k.reshaped({t, int64_t{p.kv_heads} * p.head_dim});
-  linear(backend, w.k, x, k2);
+  linear(backend, w.k, x, k2, &scratch);
   if (w.v.weight.values.empty()) {
     out.v = out.k;  // values are the raw key projection; the key norm below writes elsewhere
   } else {
     out.v = scratch.get(Slot::kValue, out.k.shape());
     Tensor v2 = out.v.reshaped(k2.shape());
-    linear(backend, w.v, x, v2);
+    linear(backend, w.v, x, v2, &scratch);
   }
   if (!w.k_norm.empty()) {
     Tensor kn = scratch.get(Slot::kKeyNormed, out.k.shape());
@@ -65,9 +73,10 @@ Projected project_qkv(backend::Backend& backend, const AttentionWeights& w, cons
   return out;
 }
 
-void output_projection(backend::Backend& backend, const AttentionWeights& w, const Tensor& attended, Tensor& out) {
+void output_projection(backend::Backend& backend, const AttentionWeights& w, const Tensor& attended, Scratch& scratch,
+                       Tensor& out) {
   const Tensor flat = attended.reshaped({attended.dim(0), attended.dim(1) * attended.dim(2)});
-  linear(backend, w.o, flat, out);
+  linear(backend, w.o, flat, out, &scratch);
 }
 
 }  // namespace
@@ -85,17 +94,17 @@ void attention_block(backend::Backend& backend, const AttentionWeights& w, const
   if (!p.shared_kv) backend.kv_append(cache, cache_layer, batch, qkv.k, qkv.v);
   Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
   backend.attention(qkv.q, cache, cache_layer, batch, p.mask, attended);
-  output_projection(backend, w, attended, out);
+  output_projection(backend, w, attended, scratch, out);
 }
 
 void dense_attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p,
                            const Tensor& x, std::span<const backend::SequenceSlice> sequences, Scratch& scratch,
-                           Tensor& out) {
+                           Tensor& out, std::span<const int32_t> positions) {
   if (p.shared_kv) fail(ErrorKind::kInternal, "[dense_attention_block] has no cache to share K/V from");
-  const Projected qkv = project_qkv(backend, w, p, x, {}, scratch);
+  const Projected qkv = project_qkv(backend, w, p, x, positions, scratch);
   Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
   backend.attention_dense(qkv.q, qkv.k, qkv.v, sequences, p.mask, attended);
-  output_projection(backend, w, attended, out);
+  output_projection(backend, w, attended, scratch, out);
 }
 
 void gated_mlp(backend::Backend& backend, const GatedMlpWeights& w, backend::Activation act, const Tensor& x,
@@ -103,18 +112,18 @@ void gated_mlp(backend::Backend& backend, const GatedMlpWeights& w, backend::Act
   const int64_t t = x.dim(0);
   Tensor gate = scratch.get(Slot::kGate, {t, w.gate.weight.rows});
   Tensor up = scratch.get(Slot::kUp, {t, w.up.weight.rows});
-  linear(backend, w.gate, x, gate);
-  linear(backend, w.up, x, up);
+  linear(backend, w.gate, x, gate, &scratch);
+  linear(backend, w.up, x, up, &scratch);
   backend.gated_activation(act, gate, up, gate);
-  linear(backend, w.down, gate, out);
+  linear(backend, w.down, gate, out, &scratch);
 }
 
 void mlp(backend::Backend& backend, const MlpWeights& w, backend::Activation act, const Tensor& x, Scratch& scratch,
          Tensor& out) {
   Tensor hidden = scratch.get(Slot::kActivated, {x.dim(0), w.fc1.weight.rows});
-  linear(backend, w.fc1, x, hidden);
+  linear(backend, w.fc1, x, hidden, &scratch);
   backend.activation(act, hidden, hidden);
-  linear(backend, w.fc2, hidden, out);
+  linear(backend, w.fc2, hidden, out, &scratch);
 }
 
 }  // namespace loom::model

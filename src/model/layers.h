@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -30,6 +31,7 @@ enum class Slot : uint8_t {
   kGate,
   kUp,
   kActivated,
+  kClampedInput,
   // For the families' own use.
   kResidual,
   kNormed,
@@ -57,14 +59,30 @@ class Scratch {
   std::array<std::vector<float>, static_cast<size_t>(Slot::kCount)> buffers_;
 };
 
-// y = x·Wᵀ (+ b).
+// Clamps around a linear layer (Gemma 4's Gemma4ClippableLinear, bounds read from the checkpoint): the input is
+// clamped to [input_min, input_max] before the matmul, the output to [output_min, output_max] after it (and after the
+// bias). Infinite bounds, the default, leave that side alone.
+struct LinearClip {
+  static constexpr float kInf = std::numeric_limits<float>::infinity();
+  float input_min = -kInf;
+  float input_max = kInf;
+  float output_min = -kInf;
+  float output_max = kInf;
+
+  bool clamps_input() const { return input_min > -kInf || input_max < kInf; }
+  bool clamps_output() const { return output_min > -kInf || output_max < kInf; }
+};
+
+// y = clamp(clamp(x)·Wᵀ (+ b)).
 struct Linear {
   weights::Weight weight;  // [out, in]
   Tensor bias;             // F32 [out], empty when the layer has none
+  LinearClip clip{};       // no clamping unless the family sets bounds
 };
 
-// out [rows, weight.rows] = linear(x [rows, weight.cols]).
-void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out);
+// out [rows, weight.rows] = linear(x [rows, weight.cols]). A clamped input is written to `scratch` slot
+// kClampedInput (x itself is left alone: q/k/v share it with different bounds); without a scratch it is allocated.
+void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out, Scratch* scratch = nullptr);
 
 struct AttentionWeights {
   Linear q;       // [heads·head_dim, hidden]
@@ -80,10 +98,9 @@ struct AttentionParams {
   int kv_heads = 0;
   int head_dim = 0;
   backend::RmsNormSpec qk_norm{};            // used when the weights carry q_norm / k_norm
+  bool v_norm = false;                       // RMSNorm of v per head without a weight, eps of qk_norm (Gemma 4)
   const backend::RopeTable* rope = nullptr;  // nullptr: no rotary embedding
   backend::AttentionSpec mask{};
-  // Values are RMS-normalised per head without a weight (eps of qk_norm) before they are cached (Gemma 4 v_norm).
-  bool v_norm = false;
   // The layer projects queries only and attends over K/V that an earlier layer of this step already appended to the
   // cache layer it is given (Gemma 4 KV sharing); nothing is appended.
   bool shared_kv = false;
@@ -97,9 +114,10 @@ void attention_block(backend::Backend& backend, const AttentionWeights& w, const
                      Tensor& out);
 
 // Encoder self-attention without a cache (vision towers): `sequences` splits the rows into independent images.
+// With p.rope set, `positions` holds the rows' RoPE positions axis-major [rope->axes, T] (2D for vision patches).
 void dense_attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p,
                            const Tensor& x, std::span<const backend::SequenceSlice> sequences, Scratch& scratch,
-                           Tensor& out);
+                           Tensor& out, std::span<const int32_t> positions = {});
 
 struct GatedMlpWeights {
   Linear gate;  // [intermediate, hidden]

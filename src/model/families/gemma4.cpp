@@ -123,13 +123,13 @@ Gemma4Model::Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& ba
         .kv_heads = p.kv_heads,
         .head_dim = p.head_dim,
         .qk_norm = {.eps = t.rms_norm_eps, .weight = t.norm_weight},
+        .v_norm = true,
         .rope = sliding ? &rope_sliding_ : &rope_full_,
         .mask = {.scale = t.attention_scale,
                  .mask = sliding ? backend::MaskKind::kSliding : backend::MaskKind::kCausal,
                  .window = sliding ? t.sliding_window : 0,
                  .logit_softcap = 0,
                  .spans = spans},
-        .v_norm = true,
         .shared_kv = !p.stores_kv,
     });
   }

@@ -20,8 +20,7 @@ class Gemma4ImageEncoder {
   virtual Tensor encode(const ImagePixels& image) = 0;
 };
 
-// The encoder for a snapshot whose config.json has a vision_config; nullptr when this build has no Gemma 4 vision
-// tower (encode_image then fails with kUnsupported).
+// The encoder (Gemma4VisionTower, gemma4_vision.h) for a snapshot whose config.json has a vision_config.
 std::unique_ptr<Gemma4ImageEncoder> make_gemma4_image_encoder(const weights::Snapshot& snapshot,
                                                               const WeightLoader& loader, backend::Backend& backend);
 
