@@ -29,11 +29,19 @@ enum class MaskKind : uint8_t {
   kFull,     // every key of the sequence (vision encoders)
 };
 
+// How a layer treats the batch's bidirectional spans (SequenceSlice::bidirectional_spans).
+enum class SpanMode : uint8_t {
+  kWiden,         // visible = mask OR same span                              (Gemma 3: every layer)
+  kWithinWindow,  // visible = (k > q − window) AND (k ≤ q OR same span)      (Gemma 4 sliding layers)
+  kIgnore,        // spans have no effect                                     (Gemma 4 full layers, E2B/E4B)
+};
+
 struct AttentionSpec {
   float scale = 1.0f;  // multiplies q·k before the softcap and softmax
   MaskKind mask = MaskKind::kCausal;
   int64_t window = 0;       // kSliding only
   float logit_softcap = 0;  // > 0: logits become c·tanh(logits/c)
+  SpanMode spans = SpanMode::kWiden;
 };
 
 }  // namespace loom::backend

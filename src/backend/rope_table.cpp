@@ -43,10 +43,13 @@ RopeTable make_rope_table(const RopeSpec& spec) {
         fail(ErrorKind::kUnsupported, "[rope] partial_rotary_factor must be in (0, 1], got {}",
              spec.partial_rotary_factor);
       }
-      // Rotated pairs: partial · d / 2 of them, with the exponent still over the full head_dim.
+      if (!(spec.factor > 0)) fail(ErrorKind::kUnsupported, "[rope] proportional factor must be positive");
+      // Rotated pairs: partial · d / 2 of them, with the exponent still over the full head_dim; every frequency is
+      // divided by `factor` (1 in the published configs), in fp32 as the reference divides its fp32 buffer.
       const int rotated = static_cast<int>(spec.partial_rotary_factor * d) / 2;
+      const auto factor = static_cast<float>(spec.factor);
       for (int i = 0; i < half; ++i)
-        add_pair(table, i, i + half, i < rotated ? inverse_frequency(spec.theta, i, d) : 0, 0);
+        add_pair(table, i, i + half, i < rotated ? inverse_frequency(spec.theta, i, d) / factor : 0, 0);
       break;
     }
     case RopeKind::kTwoDHalves: {

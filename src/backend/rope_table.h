@@ -28,7 +28,7 @@ struct RopeSpec {
   RopeKind kind = RopeKind::kDefault;
   int head_dim = 0;
   double theta = 10000.0;
-  double factor = 1.0;                        // kLinear
+  double factor = 1.0;                        // kLinear, kProportional: frequencies divided by it
   double partial_rotary_factor = 1.0;         // kProportional
   std::array<int, 3> mrope_section{0, 0, 0};  // kMropeInterleaved: [t, h, w] frequency counts, sum = head_dim/2
 };

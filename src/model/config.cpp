@@ -173,9 +173,19 @@ backend::RopeSpec parse_rope(const JsonFields& text, std::string_view layer_type
     spec.kind = backend::RopeKind::kLinear;
     spec.factor = fields.number("factor");
     if (!(spec.factor > 0)) fields.invalid("factor", "a positive number");
+  } else if (type == "proportional") {
+    // Gemma 4 full layers: a partial rotation whose exponent runs over the full head_dim (rope_table.h).
+    spec.kind = backend::RopeKind::kProportional;
+    spec.factor = fields.number("factor", 1.0);
+    spec.partial_rotary_factor = fields.number("partial_rotary_factor", 1.0);
+    if (!(spec.factor > 0)) fields.invalid("factor", "a positive number");
+    if (!(spec.partial_rotary_factor > 0 && spec.partial_rotary_factor <= 1)) {
+      fields.invalid("partial_rotary_factor", "a number in (0, 1]");
+    }
   } else {
-    fail(ErrorKind::kUnsupported, "{}: rope_type \"{}\" is not supported for {} layers (supported: default, linear)",
-         where, type, layer_type);
+    fail(ErrorKind::kUnsupported,
+         "{}: rope_type \"{}\" is not supported for {} layers (supported: default, linear, proportional)", where, type,
+         layer_type);
   }
   if (!(spec.theta > 0)) fields.invalid("rope_theta", "a positive number");
   return spec;

@@ -108,7 +108,7 @@ std::vector<LayerKind> parse_layer_types(const JsonFields& text, int layers, int
 // RoPE for one layer kind from transformers-5 `rope_parameters` ({"full_attention": {...}, "sliding_attention":
 // {...}} or one flat dict) or the older `rope_theta` + `rope_scaling` form. `theta_key`/`default_theta` give the
 // legacy theta field of this kind (rope_theta / rope_local_base_freq); `legacy_scaling` says whether the legacy
-// `rope_scaling` applies to this kind. Supported rope_type: default, linear.
+// `rope_scaling` applies to this kind. Supported rope_type: default, linear, proportional.
 backend::RopeSpec parse_rope(const JsonFields& text, std::string_view layer_type, std::string_view theta_key,
                              double default_theta, bool legacy_scaling, int head_dim);
 

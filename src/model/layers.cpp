@@ -46,41 +46,50 @@ void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Ten
 namespace {
 
 struct Projected {
-  Tensor q, k, v;  // [T, heads, D] and [T, kv_heads, D]
+  Tensor q, k, v;  // [T, heads, D] and [T, kv_heads, D]; k, v empty for a shared-KV layer
 };
 
 // The q/k/v projections and the per-head norms and RoPE they share between the cached and the dense blocks.
 Projected project_qkv(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p, const Tensor& x,
                       std::span<const int32_t> positions, Scratch& scratch) {
   const int64_t t = x.dim(0);
-  Tensor q = scratch.get(Slot::kQuery, {t, p.heads, p.head_dim});
-  Tensor k = scratch.get(Slot::kKey, {t, p.kv_heads, p.head_dim});
-  Tensor v = scratch.get(Slot::kValue, {t, p.kv_heads, p.head_dim});
-  Tensor q2 = q.reshaped({t, int64_t{p.heads} * p.head_dim});
-  Tensor k2 = k.reshaped({t, int64_t{p.kv_heads} * p.head_dim});
-  Tensor v2 = v.reshaped({t, int64_t{p.kv_heads} * p.head_dim});
+  Projected out;
+  out.q = scratch.get(Slot::kQuery, {t, p.heads, p.head_dim});
+  Tensor q2 = out.q.reshaped({t, int64_t{p.heads} * p.head_dim});
   linear(backend, w.q, x, q2, &scratch);
-  linear(backend, w.k, x, k2, &scratch);
-  linear(backend, w.v, x, v2, &scratch);
   if (!w.q_norm.empty()) {
     // Norms before RoPE, per head over head_dim.
-    Tensor qn = scratch.get(Slot::kQueryNormed, q.shape());
-    Tensor kn = scratch.get(Slot::kKeyNormed, k.shape());
-    backend.rms_norm(q, &w.q_norm, p.qk_norm, qn);
-    backend.rms_norm(k, &w.k_norm, p.qk_norm, kn);
-    q = qn;
-    k = kn;
+    Tensor qn = scratch.get(Slot::kQueryNormed, out.q.shape());
+    backend.rms_norm(out.q, &w.q_norm, p.qk_norm, qn);
+    out.q = qn;
+  }
+  if (p.rope != nullptr) backend.rope(out.q, *p.rope, positions);
+  if (p.shared_kv) return out;
+
+  out.k = scratch.get(Slot::kKey, {t, p.kv_heads, p.head_dim});
+  Tensor k2 = out.k.reshaped({t, int64_t{p.kv_heads} * p.head_dim});
+  linear(backend, w.k, x, k2, &scratch);
+  if (w.v.weight.values.empty()) {
+    out.v = out.k;  // values are the raw key projection; the key norm below writes elsewhere
+  } else {
+    out.v = scratch.get(Slot::kValue, out.k.shape());
+    Tensor v2 = out.v.reshaped(k2.shape());
+    linear(backend, w.v, x, v2, &scratch);
+  }
+  if (!w.k_norm.empty()) {
+    Tensor kn = scratch.get(Slot::kKeyNormed, out.k.shape());
+    backend.rms_norm(out.k, &w.k_norm, p.qk_norm, kn);
+    out.k = kn;
+  } else if (w.v.weight.values.empty()) {
+    fail(ErrorKind::kInternal, "[attention] values shared with keys need a key norm to keep them apart");
   }
   if (p.v_norm) {
-    Tensor vn = scratch.get(Slot::kValueNormed, v.shape());
-    backend.rms_norm(v, nullptr, {.eps = p.qk_norm.eps, .weight = backend::NormWeight::kNone}, vn);
-    v = vn;
+    Tensor vn = scratch.get(Slot::kValueNormed, out.v.shape());
+    backend.rms_norm(out.v, nullptr, {.eps = p.qk_norm.eps, .weight = backend::NormWeight::kNone}, vn);
+    out.v = vn;
   }
-  if (p.rope != nullptr) {
-    backend.rope(q, *p.rope, positions);
-    backend.rope(k, *p.rope, positions);
-  }
-  return {q, k, v};
+  if (p.rope != nullptr) backend.rope(out.k, *p.rope, positions);
+  return out;
 }
 
 void output_projection(backend::Backend& backend, const AttentionWeights& w, const Tensor& attended, Scratch& scratch,
@@ -101,7 +110,7 @@ void attention_block(backend::Backend& backend, const AttentionWeights& w, const
   // Axis 0 of the batch positions: one-axis RoPE reads the first T entries.
   const std::span<const int32_t> positions(batch.positions.data(), static_cast<size_t>(t) * batch.position_axes);
   const Projected qkv = project_qkv(backend, w, p, x, positions, scratch);
-  backend.kv_append(cache, cache_layer, batch, qkv.k, qkv.v);
+  if (!p.shared_kv) backend.kv_append(cache, cache_layer, batch, qkv.k, qkv.v);
   Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
   backend.attention(qkv.q, cache, cache_layer, batch, p.mask, attended);
   output_projection(backend, w, attended, scratch, out);
@@ -110,6 +119,7 @@ void attention_block(backend::Backend& backend, const AttentionWeights& w, const
 void dense_attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p,
                            const Tensor& x, std::span<const backend::SequenceSlice> sequences, Scratch& scratch,
                            Tensor& out, std::span<const int32_t> positions) {
+  if (p.shared_kv) fail(ErrorKind::kInternal, "[dense_attention_block] has no cache to share K/V from");
   const Projected qkv = project_qkv(backend, w, p, x, positions, scratch);
   Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
   backend.attention_dense(qkv.q, qkv.k, qkv.v, sequences, p.mask, attended);

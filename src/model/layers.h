@@ -40,9 +40,15 @@ enum class Slot : uint8_t {
   kRows,
   kPatches,
   kPooled,
+  kPerLayerInputs,  // Gemma 4 per-layer embeddings, all layers
+  kPerLayerInput,   // one layer's slice of them
+  kPerLayerGate,
+  kRouterInput,  // MoE routing and expert rows
   kRouterLogits,
   kExpertRows,
-  kExpertOut,
+  kExpertOutput,
+  kMoeBranch,
+  kExpertOut,  // Qwen3 MoE expert output and DeepStack rows
   kDeepstack,
   kCount,
 };
@@ -89,8 +95,8 @@ void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Ten
 
 struct AttentionWeights {
   Linear q;       // [heads·head_dim, hidden]
-  Linear k;       // [kv_heads·head_dim, hidden]
-  Linear v;       // [kv_heads·head_dim, hidden]
+  Linear k;       // [kv_heads·head_dim, hidden]; empty for a layer that reads another layer's K/V (shared_kv)
+  Linear v;       // [kv_heads·head_dim, hidden]; empty: the values are the key projection (Gemma 4 attention_k_eq_v)
   Linear o;       // [hidden, heads·head_dim]
   Tensor q_norm;  // F32 [head_dim]; empty when the family has no q/k norms
   Tensor k_norm;  // F32 [head_dim]
@@ -104,11 +110,14 @@ struct AttentionParams {
   bool v_norm = false;                       // RMSNorm of v per head without a weight, eps of qk_norm (Gemma 4)
   const backend::RopeTable* rope = nullptr;  // nullptr: no rotary embedding
   backend::AttentionSpec mask{};
+  // The layer projects queries only and attends over K/V that an earlier layer of this step already appended to the
+  // cache layer it is given (Gemma 4 KV sharing); nothing is appended.
+  bool shared_kv = false;
 };
 
-// Decoder self-attention of one layer for the rows of `batch`: q/k/v projections, per-head q/k norms, RoPE at the
-// batch positions, K/V appended to `cache` layer `cache_layer`, paged attention, o projection.
-// x [T, hidden] → out [T, hidden] (out must not alias x).
+// Decoder self-attention of one layer for the rows of `batch`: q/k/v projections, per-head q/k norms (and the
+// weightless v norm), RoPE at the batch positions, K/V appended to `cache` layer `cache_layer` (unless shared_kv),
+// paged attention, o projection. x [T, hidden] → out [T, hidden] (out must not alias x).
 void attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p, const Tensor& x,
                      const backend::Batch& batch, backend::KvCache& cache, int cache_layer, Scratch& scratch,
                      Tensor& out);

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/families/gemma3.h"
+#include "model/families/gemma4.h"
 #include "model/families/qwen3vl.h"
 
 namespace loom::model {
@@ -34,6 +35,12 @@ const std::map<std::string, Factory, std::less<>>& factories() {
          {"Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration", "Qwen3ForCausalLM",
           "Qwen3MoeForCausalLM", "qwen3_vl", "qwen3_vl_moe", "qwen3", "qwen3_moe"}) {
       t.emplace(name, qwen3);
+    }
+    const Factory gemma4 = [](const weights::Snapshot& s, backend::Backend& b) -> std::unique_ptr<Model> {
+      return std::make_unique<Gemma4Model>(s, b);
+    };
+    for (const char* name : {"Gemma4ForConditionalGeneration", "Gemma4ForCausalLM", "gemma4", "gemma4_text"}) {
+      t.emplace(name, gemma4);
     }
     return t;
   }();

@@ -132,6 +132,27 @@ weights::Weight WeightLoader::matrix_transposed(std::string_view name, int64_t r
   return w;
 }
 
+std::vector<weights::Weight> WeightLoader::stacked_matrices(std::string_view name, int64_t count, int64_t rows,
+                                                            int64_t cols) const {
+  const Shape shape{count, rows, cols};
+  const weights::TensorRef ref = require(name, shape);
+  check_float(ref, name);
+  check_shape(ref, name, shape);
+  const Tensor stored = ref.file->to_tensor(ref.info->name);
+  const size_t bytes = static_cast<size_t>(rows * cols) * static_cast<size_t>(dtype_bits(stored.dtype()) / 8);
+  std::vector<weights::Weight> out;
+  for (int64_t i = 0; i < count; ++i) {
+    weights::Weight w;
+    w.rows = rows;
+    w.cols = cols;
+    w.values = Tensor::zeros(stored.dtype(), {rows, cols});
+    std::memcpy(w.values.data(), static_cast<const unsigned char*>(stored.data()) + static_cast<size_t>(i) * bytes,
+                bytes);
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
 weights::Weight WeightLoader::patch_embedding(std::string_view name, int64_t out, int64_t in, int patch) const {
   const Shape torch_layout{out, in, patch, patch};
   const Shape mlx_layout{out, patch, patch, in};

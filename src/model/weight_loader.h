@@ -16,6 +16,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/tensor.h"
 #include "weights/snapshot.h"
@@ -38,6 +39,9 @@ class WeightLoader {
   // A raw float parameter stored [cols, rows] (in × out, used as x @ W) returned as a Weight [rows, cols] in its
   // stored dtype, transposed once at load so matmul can take it like any Linear.
   weights::Weight matrix_transposed(std::string_view name, int64_t rows, int64_t cols) const;
+  // A float parameter stored [count, rows, cols] (a stack of per-expert matrices, transformers' MoE layout) as
+  // `count` Weights [rows, cols] in the stored dtype.
+  std::vector<weights::Weight> stacked_matrices(std::string_view name, int64_t count, int64_t rows, int64_t cols) const;
   // A Conv2d weight with kernel = stride = `patch`, stored [out, in, p, p] (PyTorch) or [out, p, p, in] (MLX),
   // returned as a Weight [out, in·p·p] in (in, py, px) order, matching backend::extract_patches.
   weights::Weight patch_embedding(std::string_view name, int64_t out, int64_t in, int patch) const;

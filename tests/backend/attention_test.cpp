@@ -104,14 +104,33 @@ TEST(AttentionMask, ReferencePredicateFollowsTheDefinitions) {
   EXPECT_TRUE(reference::mask_allows(sliding, image, 5, 2));  // the span is OR-ed onto the window
 }
 
+// Gemma 4's composition: AND(k > q − window, OR(k ≤ q, same span)) on sliding layers; full layers ignore spans.
+TEST(AttentionMask, SpanModesFollowTheirDefinitions) {
+  const AttentionSpec within{.mask = MaskKind::kSliding, .window = 3, .spans = SpanMode::kWithinWindow};
+  const AttentionSpec ignore{.mask = MaskKind::kCausal, .spans = SpanMode::kIgnore};
+  const std::vector<TokenRange> image{{2, 9}};
+  for (int64_t q = 0; q < 12; ++q) {
+    for (int64_t k = 0; k < 12; ++k) {
+      const bool same = q >= 2 && q < 9 && k >= 2 && k < 9;
+      EXPECT_EQ(reference::mask_allows(within, image, q, k), k > q - 3 && (k <= q || same)) << q << " " << k;
+      EXPECT_EQ(reference::mask_allows(ignore, image, q, k), k <= q) << q << " " << k;
+    }
+  }
+  EXPECT_TRUE(reference::mask_allows(within, image, 3, 8));   // later soft tokens of the same image
+  EXPECT_FALSE(reference::mask_allows(within, image, 8, 2));  // earlier ones beyond the window stay hidden
+}
+
 // One-hot values (v_j = e_j) make the output row the attention weights themselves: a key is visible exactly when its
 // weight is positive. Checks every (query, key) pair of a prefill with two image spans against the predicate.
 TEST(AttentionMask, CpuVisibilityEqualsThePredicate) {
   cpu::CpuBackend backend;
   const int64_t n = 40;
   const std::vector<TokenRange> spans{{3, 9}, {20, 31}};
-  for (const AttentionSpec& spec : {AttentionSpec{.scale = 0.1f, .mask = MaskKind::kCausal},
-                                    AttentionSpec{.scale = 0.1f, .mask = MaskKind::kSliding, .window = 5}}) {
+  for (const AttentionSpec& spec :
+       {AttentionSpec{.scale = 0.1f, .mask = MaskKind::kCausal},
+        AttentionSpec{.scale = 0.1f, .mask = MaskKind::kSliding, .window = 5},
+        AttentionSpec{.scale = 0.1f, .mask = MaskKind::kSliding, .window = 5, .spans = SpanMode::kWithinWindow},
+        AttentionSpec{.scale = 0.1f, .mask = MaskKind::kCausal, .spans = SpanMode::kIgnore}}) {
     KvCache cache({.layers = {{1, static_cast<int>(n)}}, .blocks = 8});
     Batch batch;
     batch.sequences.push_back({.token_count = n, .bidirectional_spans = spans});

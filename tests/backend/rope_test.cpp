@@ -39,6 +39,18 @@ TEST(RopeTable, ProportionalRotatesOnlyTheFirstQuarterWithFullDimExponent) {
   }
 }
 
+// modeling_rope_utils' proportional init divides the whole fp32 inv_freq by `factor`; head_dim 48 with partial 0.5
+// rotates int(0.5·48 // 2) = 12 of 24 pairs.
+TEST(RopeTable, ProportionalDividesByFactor) {
+  const RopeTable table = make_rope_table(
+      {.kind = RopeKind::kProportional, .head_dim = 48, .theta = 1e4, .factor = 4, .partial_rotary_factor = 0.5});
+  ASSERT_EQ(table.pairs(), 24);
+  for (int i = 0; i < 24; ++i) {
+    const float want = i < 12 ? static_cast<float>(std::pow(1e4, -2.0 * i / 48)) / 4.0f : 0.0f;
+    EXPECT_FLOAT_EQ(table.inv_freq[static_cast<size_t>(i)], want) << "pair " << i;
+  }
+}
+
 TEST(RopeTable, TwoDHalvesRotateInsideEachHalf) {
   const RopeTable table = make_rope_table({.kind = RopeKind::kTwoDHalves, .head_dim = 64, .theta = 100});
   ASSERT_EQ(table.pairs(), 32);
@@ -88,6 +100,11 @@ TEST(Rope, LinearScalingMatchesFormula) {
 TEST(Rope, ProportionalMatchesFormula) {
   expect_rope_matches({.kind = RopeKind::kProportional, .head_dim = 512, .theta = 1e6, .partial_rotary_factor = 0.25},
                       1, 30000);
+}
+TEST(Rope, ProportionalWithFactorMatchesFormula) {
+  expect_rope_matches(
+      {.kind = RopeKind::kProportional, .head_dim = 48, .theta = 1e4, .factor = 4, .partial_rotary_factor = 0.5}, 1,
+      3000);
 }
 TEST(Rope, TwoDHalvesMatchesFormula) {
   expect_rope_matches({.kind = RopeKind::kTwoDHalves, .head_dim = 64, .theta = 100}, 2, 100);

@@ -66,10 +66,13 @@ void attend_row(const float* q, const Keys& keys, int64_t kvh, int64_t qi, int64
     base_hi = std::min(kv_len, qi + 1);
     if (spec.mask == MaskKind::kSliding) base_lo = std::max<int64_t>(0, qi - spec.window + 1);
   }
+  // kWithinWindow: spans widen only to the right; the window still bounds every key from the left.
+  if (spec.spans == SpanMode::kIgnore) spans = {};
+  const int64_t floor = spec.spans == SpanMode::kWithinWindow ? base_lo : 0;
   int64_t lo = base_lo, hi = base_hi;
   for (const TokenRange& s : spans) {
     if (s.start <= qi && qi < s.end) {
-      lo = std::min(lo, s.start);
+      lo = std::min(lo, std::max(floor, s.start));
       hi = std::max(hi, std::min(s.end, kv_len));
     }
   }
@@ -80,7 +83,7 @@ void attend_row(const float* q, const Keys& keys, int64_t kvh, int64_t qi, int64
   float max_logit = kMasked;
   for (int64_t j = lo; j < hi; ++j) {
     float logit = kMasked;
-    if ((j >= base_lo && j < base_hi) || in_span_with(spans, qi, j)) {
+    if ((j >= base_lo && j < base_hi) || (j >= floor && in_span_with(spans, qi, j))) {
       logit = simd.dot(q, keys.key(kvh, j), d) * spec.scale;
       if (spec.logit_softcap > 0) logit = spec.logit_softcap * std::tanh(logit / spec.logit_softcap);
       max_logit = std::max(max_logit, logit);

@@ -6,8 +6,15 @@
 namespace loom::backend::reference {
 
 bool mask_allows(const AttentionSpec& spec, std::span<const TokenRange> spans, int64_t q, int64_t k) {
+  bool same_span = false;
   for (const TokenRange& span : spans) {
-    if (span.start <= q && q < span.end && span.start <= k && k < span.end) return true;
+    if (span.start <= q && q < span.end && span.start <= k && k < span.end) same_span = true;
+  }
+  if (same_span && spec.spans == SpanMode::kWiden) return true;
+  if (spec.spans == SpanMode::kWithinWindow) {
+    const bool in_window = spec.mask != MaskKind::kSliding || k > q - spec.window;
+    const bool base = spec.mask == MaskKind::kFull || k <= q;
+    return in_window && (base || same_span);
   }
   switch (spec.mask) {
     case MaskKind::kFull:

@@ -53,6 +53,7 @@ void rope(std::span<float> x, int64_t tokens, int64_t heads, const RopeSpec& spe
         case RopeKind::kProportional: {
           const int rope_angles = static_cast<int>(spec.partial_rotary_factor * d) / 2;
           std::vector<float> inv = inv_freq(spec.theta, rope_angles, d);
+          for (float& f : inv) f /= static_cast<float>(spec.factor);
           inv.resize(static_cast<size_t>(d / 2), 0.0f);  // the non-rotated tail: frequency zero
           rotate_block(head, angles(inv, pos(0)));
           break;

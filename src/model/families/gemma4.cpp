@@ -1,0 +1,301 @@
+#include "model/families/gemma4.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "model/families/gemma3.h"
+#include "model/weight_loader.h"
+
+namespace loom::model {
+namespace {
+
+using backend::Batch;
+using backend::KvCache;
+
+// The first `rows` rows of `w` starting at `begin` as their own Weight (gate and up halves of gate_up_proj).
+weights::Weight row_block(const weights::Weight& w, int64_t begin, int64_t rows) {
+  weights::Weight out;
+  out.rows = rows;
+  out.cols = w.cols;
+  out.values = Tensor::zeros(w.values.dtype(), {rows, w.cols});
+  const size_t row_bytes = w.values.bytes() / static_cast<size_t>(w.rows);
+  std::memcpy(out.values.data(), static_cast<const unsigned char*>(w.values.data()) + begin * row_bytes,
+              static_cast<size_t>(rows) * row_bytes);
+  return out;
+}
+
+Gemma4MoeWeights load_moe(const WeightLoader& loader, const Gemma4TextConfig& c, const std::string& l) {
+  const int64_t h = c.base.hidden_size, inter = c.moe_intermediate_size;
+  Gemma4MoeWeights m;
+  m.router = loader.matrix(l + "router.proj", c.experts, h);
+  // router.scale · hidden^-0.5 becomes the weight of the router's RMSNorm.
+  m.router_scale = loader.f32(l + "router.scale", {h});
+  const auto root = static_cast<float>(std::pow(static_cast<double>(h), -0.5));
+  for (float& v : m.router_scale.span<float>()) v *= root;
+  m.per_expert_scale = loader.f32(l + "router.per_expert_scale", {c.experts});
+  const std::vector<weights::Weight> gate_up =
+      loader.stacked_matrices(l + "experts.gate_up_proj", c.experts, 2 * inter, h);
+  std::vector<weights::Weight> down = loader.stacked_matrices(l + "experts.down_proj", c.experts, h, inter);
+  for (int e = 0; e < c.experts; ++e) {
+    GatedMlpWeights expert;
+    expert.gate.weight = row_block(gate_up[static_cast<size_t>(e)], 0, inter);
+    expert.up.weight = row_block(gate_up[static_cast<size_t>(e)], inter, inter);
+    expert.down.weight = std::move(down[static_cast<size_t>(e)]);
+    m.experts.push_back(std::move(expert));
+  }
+  m.pre_feedforward_norm_2 = loader.f32(l + "pre_feedforward_layernorm_2.weight", {h});
+  m.post_feedforward_norm_1 = loader.f32(l + "post_feedforward_layernorm_1.weight", {h});
+  m.post_feedforward_norm_2 = loader.f32(l + "post_feedforward_layernorm_2.weight", {h});
+  return m;
+}
+
+// The text decoder's manifest. `prefix` is "model.language_model." (multimodal) or "model." (text-only).
+Gemma4TextWeights load_text_weights(const WeightLoader& loader, const Gemma4TextConfig& c,
+                                    const std::vector<Gemma4LayerPlan>& plans, const std::string& prefix) {
+  const TextConfig& t = c.base;
+  const int64_t h = t.hidden_size, ple = c.ple_dim, all_ple = int64_t{t.layers} * c.ple_dim;
+  Gemma4TextWeights w;
+  w.embed = loader.matrix(prefix + "embed_tokens", t.vocab_size, h);
+  if (ple > 0) {
+    w.embed_per_layer = loader.matrix(prefix + "embed_tokens_per_layer", c.ple_vocab, all_ple);
+    w.per_layer_model_projection = loader.matrix(prefix + "per_layer_model_projection", all_ple, h);
+    w.per_layer_projection_norm = loader.f32(prefix + "per_layer_projection_norm.weight", {ple});
+  }
+  for (int i = 0; i < t.layers; ++i) {
+    const Gemma4LayerPlan& p = plans[static_cast<size_t>(i)];
+    const std::string l = prefix + "layers." + std::to_string(i) + ".";
+    const int64_t d = p.head_dim, q_rows = int64_t{t.heads} * d, kv_rows = int64_t{p.kv_heads} * d;
+    Gemma4DecoderLayerWeights layer;
+    layer.input_norm = loader.f32(l + "input_layernorm.weight", {h});
+    layer.post_attention_norm = loader.f32(l + "post_attention_layernorm.weight", {h});
+    layer.pre_feedforward_norm = loader.f32(l + "pre_feedforward_layernorm.weight", {h});
+    layer.post_feedforward_norm = loader.f32(l + "post_feedforward_layernorm.weight", {h});
+    layer.attention.q.weight = loader.matrix(l + "self_attn.q_proj", q_rows, h);
+    layer.attention.o.weight = loader.matrix(l + "self_attn.o_proj", h, q_rows);
+    layer.attention.q_norm = loader.f32(l + "self_attn.q_norm.weight", {d});
+    if (p.stores_kv) {  // shared layers have no k/v projections (a snapshot may still carry unused ones)
+      layer.attention.k.weight = loader.matrix(l + "self_attn.k_proj", kv_rows, h);
+      if (!p.k_eq_v) layer.attention.v.weight = loader.matrix(l + "self_attn.v_proj", kv_rows, h);
+      layer.attention.k_norm = loader.f32(l + "self_attn.k_norm.weight", {d});
+    }
+    layer.mlp.gate.weight = loader.matrix(l + "mlp.gate_proj", p.intermediate_size, h);
+    layer.mlp.up.weight = loader.matrix(l + "mlp.up_proj", p.intermediate_size, h);
+    layer.mlp.down.weight = loader.matrix(l + "mlp.down_proj", h, p.intermediate_size);
+    if (c.moe) layer.moe = load_moe(loader, c, l);
+    if (ple > 0) {
+      layer.per_layer_input_gate.weight = loader.matrix(l + "per_layer_input_gate", ple, h);
+      layer.per_layer_projection.weight = loader.matrix(l + "per_layer_projection", h, ple);
+      layer.post_per_layer_input_norm = loader.f32(l + "post_per_layer_input_norm.weight", {h});
+    }
+    if (loader.has(l + "layer_scalar")) layer.layer_scalar = loader.f32(l + "layer_scalar", {1}).data_as<float>()[0];
+    w.layers.push_back(std::move(layer));
+  }
+  w.final_norm = loader.f32(prefix + "norm.weight", {h});
+  w.lm_head = loader.has("lm_head.weight") ? loader.matrix("lm_head", t.vocab_size, h) : w.embed;
+  return w;
+}
+
+}  // namespace
+
+Gemma4Model::Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& backend)
+    : backend_(backend), config_(parse_gemma4_config(snapshot)) {
+  const WeightLoader loader(snapshot);
+  const Gemma4TextConfig& c = config_.text;
+  const TextConfig& t = c.base;
+  plans_ = plan_gemma4_layers(c);
+  multimodal_ = snapshot.config().contains("text_config");
+  const std::string text_prefix = loader.choose_prefix({"model.language_model.", "model."}, "embed_tokens.weight");
+  text_ = load_text_weights(loader, c, plans_, text_prefix);
+  embed_scale_ = gemma3_embedding_scale(text_.embed, t.hidden_size);
+  if (c.ple_dim > 0) ple_scale_ = gemma3_embedding_scale(text_.embed_per_layer, c.ple_dim);
+
+  rope_full_ = backend::make_rope_table(t.rope_full);
+  rope_sliding_ = backend::make_rope_table(t.rope_sliding);
+  for (const Gemma4LayerPlan& p : plans_) {
+    const bool sliding = p.kind == LayerKind::kSlidingAttention;
+    // Image runs attend bidirectionally only on sliding layers, and only inside the window (26B/31B); full layers
+    // stay causal.
+    const backend::SpanMode spans =
+        c.bidirectional_vision && sliding ? backend::SpanMode::kWithinWindow : backend::SpanMode::kIgnore;
+    attention_.push_back({
+        .heads = t.heads,
+        .kv_heads = p.kv_heads,
+        .head_dim = p.head_dim,
+        .qk_norm = {.eps = t.rms_norm_eps, .weight = t.norm_weight},
+        .v_norm = true,
+        .rope = sliding ? &rope_sliding_ : &rope_full_,
+        .mask = {.scale = t.attention_scale,
+                 .mask = sliding ? backend::MaskKind::kSliding : backend::MaskKind::kCausal,
+                 .window = sliding ? t.sliding_window : 0,
+                 .logit_softcap = 0,
+                 .spans = spans},
+        .shared_kv = !p.stores_kv,
+    });
+  }
+  if (config_.has_vision) vision_ = make_gemma4_image_encoder(snapshot, loader, backend);
+
+  info_.architecture = config_.architecture;
+  info_.vocab_size = t.vocab_size;
+  info_.hidden_size = t.hidden_size;
+  info_.context_length = t.max_position_embeddings;
+  info_.position_axes = 1;
+  info_.kv = gemma4_kv_layers(plans_);
+  info_.stop_ids = config_.stop_ids;
+  info_.image_token_id = config_.has_vision ? config_.image_token_id : -1;
+  info_.bidirectional_images = config_.has_vision && c.bidirectional_vision;
+}
+
+Tensor Gemma4Model::encode_image(const ImagePixels& image) {
+  if (!config_.has_vision)
+    fail(ErrorKind::kUnsupported, "{} is a text-only model: it takes no images", info_.architecture);
+  if (!vision_) fail(ErrorKind::kUnsupported, "[gemma4] this build has no Gemma 4 vision tower");
+  Tensor embeddings = vision_->encode(image);
+  if (embeddings.rank() != 2 || embeddings.dim(1) != config_.text.base.hidden_size ||
+      (image.soft_tokens != 0 && embeddings.dim(0) != image.soft_tokens)) {
+    fail(ErrorKind::kInvalidRequest, "[gemma4] image declares {} soft tokens, the vision tower made {}",
+         image.soft_tokens, shape_string(embeddings.shape()));
+  }
+  return embeddings;
+}
+
+void Gemma4Model::scatter_images(const StepInputs& step, Tensor& x) const {
+  const Batch& batch = *step.batch;
+  const int64_t hidden = config_.text.base.hidden_size;
+  for (const ImageRows& rows : step.images) {
+    const Tensor& e = rows.embeddings;
+    if (e.dtype() != DType::kF32 || e.rank() != 2 || e.dim(1) != hidden || rows.row_begin < 0 ||
+        rows.row_begin + e.dim(0) > batch.tokens()) {
+      fail(ErrorKind::kInternal, "[gemma4] image rows [{}, +{}) of width {} do not fit a step of {} tokens × {}",
+           rows.row_begin, e.rank() == 2 ? e.dim(0) : -1, e.rank() == 2 ? e.dim(1) : -1, batch.tokens(), hidden);
+    }
+    for (int64_t r = 0; r < e.dim(0); ++r) {
+      const int32_t id = batch.token_ids[static_cast<size_t>(rows.row_begin + r)];
+      if (id != config_.image_token_id) {
+        fail(ErrorKind::kInternal, "[gemma4] image embedding row {} lands on token id {}, not the image token {}",
+             rows.row_begin + r, id, config_.image_token_id);
+      }
+    }
+    std::memcpy(x.data_as<float>() + rows.row_begin * hidden, e.data(), e.bytes());
+  }
+}
+
+void Gemma4Model::check_cache(const KvCache& cache) const {
+  bool ok = cache.layers() == static_cast<int>(info_.kv.size());
+  for (int i = 0; ok && i < cache.layers(); ++i) {
+    ok = cache.layer_shape(i).kv_heads == info_.kv[static_cast<size_t>(i)].kv_heads &&
+         cache.layer_shape(i).head_dim == info_.kv[static_cast<size_t>(i)].head_dim;
+  }
+  if (!ok) fail(ErrorKind::kInternal, "[gemma4] the KV cache's layer shapes do not match ModelInfo::kv");
+}
+
+Tensor Gemma4Model::per_layer_inputs(const Tensor& x) {
+  const Gemma4TextConfig& c = config_.text;
+  const int64_t tokens = x.dim(0), all = int64_t{c.base.layers} * c.ple_dim;
+  // Context part: the merged embeddings projected, scaled, normalised per layer slice.
+  Tensor combined = scratch_.get(Slot::kPerLayerInputs, {tokens, all});
+  backend_.matmul(x, text_.per_layer_model_projection, combined);
+  backend_.scale(combined, static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.base.hidden_size))), combined);
+  Tensor normed = scratch_.get(Slot::kPerLayerGate, {tokens, c.base.layers, c.ple_dim});
+  backend_.rms_norm(combined.reshaped({tokens, c.base.layers, c.ple_dim}), &text_.per_layer_projection_norm,
+                    {.eps = c.base.rms_norm_eps, .weight = c.base.norm_weight}, normed);
+  // Token part: the per-layer table looked up by id (image positions already hold the pad id).
+  Tensor token = scratch_.get(Slot::kPerLayerInput, {tokens, all});
+  backend_.embedding(text_.embed_per_layer, ids_, ple_scale_, token);
+  backend_.add(normed.reshaped({tokens, all}), token, combined);
+  backend_.scale(combined, static_cast<float>(1.0 / std::sqrt(2.0)), combined);
+  return combined;
+}
+
+void Gemma4Model::decoder_layer(int i, const Batch& batch, KvCache& cache, const Tensor& per_layer, Tensor& x) {
+  const TextConfig& t = config_.text.base;
+  const Gemma4DecoderLayerWeights& layer = text_.layers[static_cast<size_t>(i)];
+  const int64_t tokens = x.dim(0), hidden = t.hidden_size;
+  const backend::RmsNormSpec norm{.eps = t.rms_norm_eps, .weight = t.norm_weight};
+  Tensor normed = scratch_.get(Slot::kNormed, {tokens, hidden});
+  Tensor branch = scratch_.get(Slot::kBranch, {tokens, hidden});
+  Tensor branch_normed = scratch_.get(Slot::kBranchNormed, {tokens, hidden});
+
+  backend_.rms_norm(x, &layer.input_norm, norm, normed);
+  attention_block(backend_, layer.attention, attention_[static_cast<size_t>(i)], normed, batch, cache,
+                  plans_[static_cast<size_t>(i)].cache_layer, scratch_, branch);
+  backend_.rms_norm(branch, &layer.post_attention_norm, norm, branch_normed);
+  backend_.add(x, branch_normed, x);
+
+  backend_.rms_norm(x, &layer.pre_feedforward_norm, norm, normed);
+  gated_mlp(backend_, layer.mlp, t.activation, normed, scratch_, branch);
+  if (layer.moe) {
+    // Dense and expert branches each get their own post-norm, then share post_feedforward_layernorm.
+    Tensor experts = scratch_.get(Slot::kMoeBranch, {tokens, hidden});
+    gemma4_moe(backend_, *layer.moe, config_.text.top_k_experts, t.rms_norm_eps, t.activation, x, scratch_, experts);
+    backend_.rms_norm(branch, &layer.moe->post_feedforward_norm_1, norm, branch_normed);
+    backend_.rms_norm(experts, &layer.moe->post_feedforward_norm_2, norm, branch);
+    backend_.add(branch_normed, branch, branch);
+  }
+  backend_.rms_norm(branch, &layer.post_feedforward_norm, norm, branch_normed);
+  backend_.add(x, branch_normed, x);
+
+  if (config_.text.ple_dim > 0) {
+    const int64_t ple = config_.text.ple_dim, all = int64_t{t.layers} * ple;
+    Tensor input = scratch_.get(Slot::kPerLayerInput, {tokens, ple});
+    for (int64_t r = 0; r < tokens; ++r) {
+      std::memcpy(input.data_as<float>() + r * ple, per_layer.data_as<float>() + r * all + int64_t{i} * ple,
+                  static_cast<size_t>(ple) * sizeof(float));
+    }
+    Tensor gate = scratch_.get(Slot::kPerLayerGate, {tokens, ple});
+    linear(backend_, layer.per_layer_input_gate, x, gate);
+    backend_.gated_activation(t.activation, gate, input, gate);
+    linear(backend_, layer.per_layer_projection, gate, branch);
+    backend_.rms_norm(branch, &layer.post_per_layer_input_norm, norm, branch_normed);
+    backend_.add(x, branch_normed, x);
+  }
+  if (layer.layer_scalar != 1.0f) backend_.scale(x, layer.layer_scalar, x);
+}
+
+Tensor Gemma4Model::forward(const StepInputs& step, KvCache& cache) {
+  if (step.batch == nullptr || step.batch->tokens() == 0) fail(ErrorKind::kInternal, "[gemma4] empty step");
+  const Batch& batch = *step.batch;
+  if (batch.position_axes != 1) fail(ErrorKind::kInternal, "[gemma4] expects one position axis");
+  check_cache(cache);
+  const Gemma4TextConfig& c = config_.text;
+  const TextConfig& t = c.base;
+  const int64_t tokens = batch.tokens();
+
+  // The multimodal model looks image, video and audio placeholders up as the pad id (for both tables); their rows of
+  // the main embedding are then replaced by the features.
+  ids_.assign(batch.token_ids.begin(), batch.token_ids.end());
+  if (multimodal_) {
+    for (int32_t& id : ids_) {
+      if (id == config_.image_token_id || id == config_.video_token_id || id == config_.audio_token_id) {
+        id = c.pad_token_id;
+      }
+    }
+  }
+  Tensor x = scratch_.get(Slot::kResidual, {tokens, t.hidden_size});
+  backend_.embedding(text_.embed, ids_, embed_scale_, x);
+  scatter_images(step, x);
+  const Tensor per_layer = c.ple_dim > 0 ? per_layer_inputs(x) : Tensor();
+
+  for (int i = 0; i < t.layers; ++i) decoder_layer(i, batch, cache, per_layer, x);
+
+  // Only the rows that need logits go through the final norm and the output projection.
+  Tensor rows = x;
+  if (!step.all_logits) {
+    const auto count = static_cast<int64_t>(batch.sequences.size());
+    rows = scratch_.get(Slot::kRows, {count, t.hidden_size});
+    for (int64_t s = 0; s < count; ++s) {
+      const backend::SequenceSlice& seq = batch.sequences[static_cast<size_t>(s)];
+      const int64_t last = seq.token_offset + seq.token_count - 1;
+      std::memcpy(rows.data_as<float>() + s * t.hidden_size, x.data_as<float>() + last * t.hidden_size,
+                  static_cast<size_t>(t.hidden_size) * sizeof(float));
+    }
+  }
+  Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
+  backend_.rms_norm(rows, &text_.final_norm, {.eps = t.rms_norm_eps, .weight = t.norm_weight}, final_rows);
+  Tensor logits = Tensor::zeros(DType::kF32, {rows.dim(0), t.vocab_size});
+  backend_.matmul(final_rows, text_.lm_head, logits);
+  if (t.final_logit_softcap > 0) backend_.softcap(logits, t.final_logit_softcap, logits);
+  return logits;
+}
+
+}  // namespace loom::model
