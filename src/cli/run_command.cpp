@@ -42,6 +42,7 @@ struct RunOptions {
   std::optional<int> top_logprobs;
   std::string output = "text";
   int64_t kv_tokens = 8192;
+  int image_max_tokens = 0;
   std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
 };
 
@@ -118,6 +119,7 @@ void run(const RunOptions& options) {
   const auto info = model->info();
 
   prompt::BuildOptions build;
+  build.default_image_max_tokens = options.image_max_tokens;
   build.limits.context_length = info.context_length;
   if (!options.media_dir.empty()) {
     build.sources.media.media_dir = options.media_dir;
@@ -196,6 +198,10 @@ void register_run_command(CLI::App& app) {
   command->add_option("--output", options->output, "text (streamed) or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  command
+      ->add_option("--image-max-tokens", options->image_max_tokens,
+                   "Gemma 4 soft tokens per image when the request names none (default: the model's config)")
+      ->check(CLI::IsMember({70, 140, 280, 560, 1120}));
   command->add_option("--kv-tokens", options->kv_tokens, "KV cache capacity in tokens")->capture_default_str();
   command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));

@@ -31,6 +31,7 @@ struct ServeOptions {
   int64_t idle_unload = 0;
   int64_t max_queue = 256;
   int64_t max_tokens_cap = 4096;
+  int image_max_tokens = 0;
   int64_t ctx = 0;
   int64_t kv_tokens = 16384;
   std::string media_dir;
@@ -84,6 +85,7 @@ void serve(const ServeOptions& options) {
   http.threads = options.threads;
   http.max_body_bytes = options.max_body_mib << 20;
   http.limits.max_tokens_cap = options.max_tokens_cap;
+  http.limits.image_max_tokens = options.image_max_tokens;
   if (!options.media_dir.empty()) http.limits.sources.media.media_dir = std::filesystem::absolute(options.media_dir);
   if (options.allow_remote_media) {
     vision::RemoteFetchOptions fetch;
@@ -138,6 +140,10 @@ void register_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--max-queue", options->max_queue, "waiting requests per model before 429")
       ->capture_default_str();
+  command
+      ->add_option("--image-max-tokens", options->image_max_tokens,
+                   "Gemma 4 soft tokens per image when a request names none (default: the model's config)")
+      ->check(CLI::IsMember({70, 140, 280, 560, 1120}));
   command->add_option("--max-tokens-cap", options->max_tokens_cap, "completion tokens per request at most")
       ->capture_default_str();
   command->add_option("--ctx", options->ctx, "cap every model's context to N tokens (0: the model's)")

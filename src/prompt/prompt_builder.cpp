@@ -150,7 +150,7 @@ PromptIds PromptBuilder::build(const ChatRequest& request, const BuildOptions& o
   }
 
   ImageRequestOptions image_options;
-  image_options.gemma4_max_soft_tokens = request.image_max_tokens.value_or(0);
+  image_options.gemma4_max_soft_tokens = request.image_max_tokens.value_or(options.default_image_max_tokens);
   image_options.gemma3_pan_and_scan = request.pan_and_scan;
   image_options.gemma3_tokens_per_picture = setup_.image_seq_length;
   std::vector<PreparedImage> prepared;

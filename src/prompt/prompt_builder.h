@@ -32,6 +32,9 @@ struct PromptLimits {
 struct BuildOptions {
   PromptLimits limits;
   ImageSourceOptions sources;
+  // Gemma 4 soft-token budget per image when the request names none (`--image-max-tokens`); 0: the preprocessor
+  // config's.
+  int default_image_max_tokens = 0;
 };
 
 // Soft tokens [start, start + length) of the ids hold (one picture of) image `image`. Gemma 3 with pan-and-scan

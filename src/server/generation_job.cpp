@@ -41,6 +41,7 @@ std::shared_ptr<GenerationJob> GenerationJob::start_chat(ServerContext& context,
   prompt::BuildOptions options;
   options.limits.max_images = context.limits.max_images;
   options.sources = context.limits.sources;
+  options.default_image_max_tokens = context.limits.image_max_tokens;
   job->submit(loaded->builder->build(chat, options));
   return job;
 }

@@ -14,6 +14,7 @@ namespace loom::server {
 struct ServerLimits {
   int64_t max_tokens_cap = 4096;  // completion tokens per request at most
   size_t max_images = 16;         // images per request
+  int image_max_tokens = 0;       // Gemma 4 soft tokens per image when a request names none; 0: the config's
   prompt::ImageSourceOptions sources;
 };
 

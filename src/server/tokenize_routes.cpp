@@ -22,6 +22,7 @@ Reply tokenize(ServerContext& context, const Json& body) {
     prompt::BuildOptions options;
     options.limits.max_images = context.limits.max_images;
     options.sources = context.limits.sources;
+    options.default_image_max_tokens = context.limits.image_max_tokens;
     ids = model->builder->build(prompt::parse_chat_request(body), options).ids;
   } else if (body.contains("content") || body.contains("prompt")) {
     const Json& content = body.contains("content") ? body["content"] : body["prompt"];

@@ -160,6 +160,23 @@ TEST(Builder, Gemma4BudgetPerRequest) {
   EXPECT_THROW(builder.build(request, golden_media_options()), Error);
 }
 
+TEST(Builder, Gemma4BudgetDefaultFromTheServerAndOverriddenPerRequest) {
+  const auto builder = make_builder(Family::kGemma4);
+  auto request = user_request({image_part(kPhoto), text_part("Hi")});
+  auto options = golden_media_options();
+  request.image_max_tokens = 70;
+  const int64_t tokens_70 = builder.build(request, options).spans.at(0).length;
+  request.image_max_tokens = 280;
+  const int64_t tokens_280 = builder.build(request, options).spans.at(0).length;
+  ASSERT_LT(tokens_70, tokens_280);
+  // No budget in the request: the server's default (--image-max-tokens) applies; a request's own budget wins over it.
+  request.image_max_tokens.reset();
+  options.default_image_max_tokens = 70;
+  EXPECT_EQ(builder.build(request, options).spans.at(0).length, tokens_70);
+  request.image_max_tokens = 280;
+  EXPECT_EQ(builder.build(request, options).spans.at(0).length, tokens_280);
+}
+
 template <typename F>
 Error error_of(F&& f) {
   try {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -101,6 +102,57 @@ void check_family(const std::string& family_name, Family family) {
       EXPECT_EQ(got.rope_delta, want["rope_delta"].get<int64_t>());
     }
   }
+}
+
+// The failure mode of servers that splice image blocks at token level right after BOS: on every conversation with
+// images, such ids differ from the processor's (which check_family shows loom's equal), and the spliced image comes
+// before the first turn opener, i.e. outside any user turn. Image runs are the processor's image-typed tokens plus the
+// delimiter on each side.
+void check_splicing_after_bos_differs(const std::string& family_name) {
+  const Json expected =
+      Json::parse(testing::read_file(testing::source_path("tests/golden/prompt/" + family_name + ".expected.json")));
+  int with_images = 0, later_turn = 0;
+  for (const auto& want : expected["conversations"]) {
+    if (want.contains("error") || !want.contains("mm_token_type_ids")) continue;
+    const auto ids = want["input_ids"].get<std::vector<int64_t>>();
+    const auto types = want["mm_token_type_ids"].get<std::vector<int>>();
+    std::vector<bool> in_block(ids.size(), false);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (types[i] != 1) continue;
+      in_block[i] = true;
+      if (i > 0) in_block[i - 1] = true;
+      if (i + 1 < ids.size()) in_block[i + 1] = true;
+    }
+    const auto first_image = std::find(types.begin(), types.end(), 1) - types.begin();
+    if (static_cast<size_t>(first_image) == ids.size()) continue;
+    SCOPED_TRACE(family_name + " / " + want["name"].get<std::string>());
+    ++with_images;
+    std::vector<int64_t> spliced = {ids[0]};  // BOS, then every image block, then the rest of the prompt
+    for (size_t i = 1; i < ids.size(); ++i) {
+      if (in_block[i]) spliced.push_back(ids[i]);
+    }
+    for (size_t i = 1; i < ids.size(); ++i) {
+      if (!in_block[i]) spliced.push_back(ids[i]);
+    }
+    EXPECT_NE(spliced, ids);
+    const int64_t turn_opener = ids[1];  // what the template puts right after BOS (the first turn's opener)
+    const auto first_turn = [&](const std::vector<int64_t>& v) {
+      return std::find(v.begin() + 1, v.end(), turn_opener) - v.begin();
+    };
+    EXPECT_LT(first_turn(ids), first_image);
+    EXPECT_GT(first_turn(spliced), std::find(spliced.begin() + 1, spliced.end(), ids[first_image]) - spliced.begin());
+    // An image in a later turn than the first: the splice moves it out of its turn into the preamble.
+    if (std::count(ids.begin(), ids.begin() + first_image, turn_opener) > 1) ++later_turn;
+  }
+  EXPECT_GE(with_images, 5);
+  EXPECT_GE(later_turn, 1) << "no conversation with the first image in a later turn";
+}
+
+TEST(PromptGolden, SplicingAfterBosIsNotWhatGemma4ProcessorDoes) {
+  check_splicing_after_bos_differs("gemma4");
+}
+TEST(PromptGolden, SplicingAfterBosIsNotWhatGemma3ProcessorDoes) {
+  check_splicing_after_bos_differs("gemma3");
 }
 
 TEST(PromptGolden, Gemma3MatchesGemma3Processor) {
