@@ -20,5 +20,7 @@ void register_quantize_command(CLI::App& app);
 
 // `loom run`: one chat request end to end on this machine (run_command.cpp).
 void register_run_command(CLI::App& app);
+// `loom bench`: prefill/decode speed against the machine's bandwidth (bench_command.cpp).
+void register_bench_command(CLI::App& app);
 
 }  // namespace loom::cli
