@@ -12,6 +12,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "model/registry.h"
+#include "model/weight_loader.h"
 #include "model_test_util.h"
 #include "weights/quant/quantize.h"
 
