@@ -22,5 +22,7 @@ void register_quantize_command(CLI::App& app);
 void register_run_command(CLI::App& app);
 // `loom serve`: the HTTP server (serve_command.cpp).
 void register_serve_command(CLI::App& app);
+// `loom bench`: prefill/decode speed against the machine's bandwidth (bench_command.cpp).
+void register_bench_command(CLI::App& app);
 
 }  // namespace loom::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   loom::cli::register_quantize_command(app);
   loom::cli::register_run_command(app);
   loom::cli::register_serve_command(app);
+  loom::cli::register_bench_command(app);
   app.require_subcommand(1);
   app.parse_complete_callback([&] { loom::log::set_level(log_level); });
 

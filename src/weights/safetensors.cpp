@@ -254,9 +254,23 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   return file;
 }
 
+SafetensorsFile SafetensorsFile::from_memory(std::filesystem::path name, std::shared_ptr<std::byte[]> image,
+                                             uint64_t size) {
+  if (image == nullptr && size != 0) fail(ErrorKind::kInternal, "{}: a null image of {} bytes", name.string(), size);
+  SafetensorsFile file;
+  file.path_ = std::move(name);
+  file.image_ = std::move(image);
+  file.mapping_ = file.image_.get();
+  file.size_ = size;
+  file.header_ = parse_safetensors_header({file.mapping_, file.size_}, file.path_.string());
+  for (size_t i = 0; i < file.header_.tensors.size(); ++i) file.index_.emplace(file.header_.tensors[i].name, i);
+  return file;
+}
+
 SafetensorsFile::SafetensorsFile(SafetensorsFile&& other) noexcept
     : path_(std::move(other.path_)),
       mapping_(std::exchange(other.mapping_, nullptr)),
+      image_(std::move(other.image_)),
       size_(std::exchange(other.size_, 0)),
       header_(std::move(other.header_)),
       index_(std::move(other.index_)) {}
@@ -266,6 +280,7 @@ SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& other) noexcept {
     unmap();
     path_ = std::move(other.path_);
     mapping_ = std::exchange(other.mapping_, nullptr);
+    image_ = std::move(other.image_);
     size_ = std::exchange(other.size_, 0);
     header_ = std::move(other.header_);
     index_ = std::move(other.index_);
@@ -278,7 +293,11 @@ SafetensorsFile::~SafetensorsFile() {
 }
 
 void SafetensorsFile::unmap() {
-  if (mapping_ != nullptr) ::munmap(const_cast<std::byte*>(mapping_), size_);
+  if (image_ != nullptr) {
+    image_.reset();
+  } else if (mapping_ != nullptr) {
+    ::munmap(const_cast<std::byte*>(mapping_), size_);
+  }
   mapping_ = nullptr;
 }
 
@@ -304,6 +323,13 @@ std::span<const std::byte> SafetensorsFile::bytes(std::string_view name) const {
 
 Tensor SafetensorsFile::to_tensor(std::string_view name) const {
   const TensorInfo& t = info(name);
+  // An in-memory image lives as long as anything shares it: hand out a view instead of a second copy. Only aligned
+  // tensors, so that the view is as good as a fresh allocation for every kernel.
+  const auto source_bytes = bytes(name);
+  if (image_ != nullptr && !source_bytes.empty() && reinterpret_cast<uintptr_t>(source_bytes.data()) % 64 == 0) {
+    std::shared_ptr<void> view(image_, const_cast<std::byte*>(source_bytes.data()));
+    return Tensor::adopt(t.dtype, t.shape, std::move(view));
+  }
   Tensor out = Tensor::zeros(t.dtype, t.shape);
   const auto source = bytes(name);
   if (!source.empty()) std::memcpy(out.data(), source.data(), source.size());

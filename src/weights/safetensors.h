@@ -52,6 +52,10 @@ class SafetensorsFile {
  public:
   // Maps and validates `path`. Throws kNotFound if it cannot be opened, kInvalidFile if it is malformed.
   static SafetensorsFile open(const std::filesystem::path& path);
+  // Validates a complete file image held in memory (safetensors_image.h builds one); the file shares ownership of
+  // `image` and `name` stands for its path in messages. to_tensor() hands out views that share the image instead of
+  // copies (for 64-byte aligned tensors), so a model built from it holds its weights once.
+  static SafetensorsFile from_memory(std::filesystem::path name, std::shared_ptr<std::byte[]> image, uint64_t size);
 
   SafetensorsFile(SafetensorsFile&&) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&&) noexcept;
@@ -70,7 +74,7 @@ class SafetensorsFile {
 
   // The raw little-endian bytes of a tensor, pointing into the mapping (valid while this object lives).
   std::span<const std::byte> bytes(std::string_view name) const;
-  // An owning copy with the stored dtype and shape.
+  // An owning copy with the stored dtype and shape (for an in-memory image: a view sharing the image, see above).
   Tensor to_tensor(std::string_view name) const;
   // An owning F32 copy; the tensor must be F32, F16 or BF16 (kUnsupported otherwise).
   Tensor read_f32(std::string_view name) const;
@@ -81,6 +85,7 @@ class SafetensorsFile {
 
   std::filesystem::path path_;
   const std::byte* mapping_ = nullptr;
+  std::shared_ptr<std::byte[]> image_;  // set for an in-memory image (mapping_ points into it), else null
   uint64_t size_ = 0;
   SafetensorsHeader header_;
   std::unordered_map<std::string, size_t> index_;  // name → position in header_.tensors

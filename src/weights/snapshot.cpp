@@ -72,15 +72,7 @@ Snapshot Snapshot::open(const fs::path& dir, Options options) {
   if (!fs::is_directory(dir, error)) fail(ErrorKind::kNotFound, "{}: not a directory", dir.string());
 
   if (auto config = s.read_json("config.json", true)) s.config_ = std::move(*config);
-  const json& archs = s.config_.contains("architectures") ? s.config_["architectures"] : json();
-  if (archs.is_array() && !archs.empty() && archs[0].is_string()) {
-    s.architecture_ = archs[0].get<std::string>();
-  } else if (s.config_.contains("model_type") && s.config_["model_type"].is_string()) {
-    s.architecture_ = s.config_["model_type"].get<std::string>();
-  } else if (s.config_.contains("architectures") || s.config_.contains("model_type") || !s.config_.empty()) {
-    s.problem(ErrorKind::kInvalidFile, fmt::format("{}: names no architecture (architectures[0] or model_type)",
-                                                   (dir / "config.json").string()));
-  }
+  s.read_architecture();
 
   try {
     const auto hf_quant = s.read_json("hf_quant_config.json", false);
@@ -96,6 +88,45 @@ Snapshot Snapshot::open(const fs::path& dir, Options options) {
   if (!s.preprocessor_) s.preprocessor_ = s.read_json("processor_config.json", false);
   s.generation_ = s.read_json("generation_config.json", false);
   return s;
+}
+
+Snapshot Snapshot::from_memory(fs::path name, json config, std::vector<SafetensorsFile> files) {
+  Snapshot s;
+  s.dir_ = std::move(name);
+  if (!config.is_object())
+    fail(ErrorKind::kInvalidFile, "{}: expected a JSON object", (s.dir_ / "config.json").string());
+  s.config_ = std::move(config);
+  s.read_architecture();
+  s.quant_ = parse_quant_config(s.config_, nullptr, (s.dir_ / "config.json").string());
+  s.files_ = std::move(files);
+  s.index_tensors();
+  return s;
+}
+
+void Snapshot::read_architecture() {
+  const json& archs = config_.contains("architectures") ? config_["architectures"] : json();
+  if (archs.is_array() && !archs.empty() && archs[0].is_string()) {
+    architecture_ = archs[0].get<std::string>();
+  } else if (config_.contains("model_type") && config_["model_type"].is_string()) {
+    architecture_ = config_["model_type"].get<std::string>();
+  } else if (config_.contains("architectures") || config_.contains("model_type") || !config_.empty()) {
+    problem(ErrorKind::kInvalidFile,
+            fmt::format("{}: names no architecture (architectures[0] or model_type)", (dir_ / "config.json").string()));
+  }
+}
+
+void Snapshot::index_tensors() {
+  for (size_t i = 0; i < files_.size(); ++i) {
+    for (const TensorInfo& info : files_[i].tensors()) {
+      const std::string canonical = canonical_tensor_name(info.name);
+      const auto [it, inserted] = tensors_.emplace(canonical, std::make_pair(i, &info));
+      if (!inserted) {
+        problem(ErrorKind::kInvalidFile,
+                fmt::format("{}: tensor '{}' is also stored as '{}' in {}", files_[i].path().string(), info.name,
+                            it->second.second->name, files_[it->second.first].path().filename().string()));
+      }
+    }
+  }
 }
 
 void Snapshot::load_weights() {
@@ -150,17 +181,7 @@ void Snapshot::load_weights() {
     }
   }
 
-  for (size_t i = 0; i < files_.size(); ++i) {
-    for (const TensorInfo& info : files_[i].tensors()) {
-      const std::string canonical = canonical_tensor_name(info.name);
-      const auto [it, inserted] = tensors_.emplace(canonical, std::make_pair(i, &info));
-      if (!inserted) {
-        problem(ErrorKind::kInvalidFile,
-                fmt::format("{}: tensor '{}' is also stored as '{}' in {}", files_[i].path().string(), info.name,
-                            it->second.second->name, files_[it->second.first].path().filename().string()));
-      }
-    }
-  }
+  index_tensors();
   for (const auto& [tensor, file] : expected) {
     const auto where = file_of.find(file);
     if (where == file_of.end()) continue;  // already reported: missing or invalid file

@@ -35,6 +35,10 @@ class Snapshot {
 
   static Snapshot open(const std::filesystem::path& dir, Options options);
   static Snapshot open(const std::filesystem::path& dir) { return open(dir, Options{}); }
+  // A snapshot whose config and weight files exist only in memory (synthetic models for benchmarks and tests):
+  // `name` stands for the directory in messages; there are no tokenizer, template or processor files. Validated like
+  // open() (strict).
+  static Snapshot from_memory(std::filesystem::path name, nlohmann::json config, std::vector<SafetensorsFile> files);
 
   const std::filesystem::path& dir() const { return dir_; }
   const std::vector<std::string>& problems() const { return problems_; }
@@ -75,6 +79,8 @@ class Snapshot {
   std::optional<nlohmann::json> read_json(const std::string& file, bool required);
   std::optional<std::filesystem::path> optional_path(const char* file) const;
   void load_weights();
+  void read_architecture();
+  void index_tensors();  // tensors_ from files_
   void load_template();
 
   std::filesystem::path dir_;
