@@ -9,8 +9,8 @@
 #include <fstream>
 #include <thread>
 
-#include "backend/cpu/cpu_backend.h"
 #include "cli/commands.h"
+#include "cli/device_choice.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "server/http_server.h"
@@ -33,6 +33,7 @@ struct ServeOptions {
   int64_t max_tokens_cap = 4096;
   int64_t ctx = 0;
   int64_t kv_tokens = 16384;
+  std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
   std::string media_dir;
   bool allow_remote_media = false;
   std::vector<std::string> remote_media_hosts;
@@ -67,14 +68,15 @@ void serve(const ServeOptions& options) {
   }
   if (sources.empty()) fail(ErrorKind::kInvalidRequest, "no models: give --model DIR or --models-dir DIR");
 
-  static backend::cpu::CpuBackend cpu;
+  // Every model the registry loads lives on this backend.
+  backend::Backend& backend = choose_backend(options.device);
   server::RegistryOptions registry_options;
   registry_options.max_loaded = options.max_loaded;
   registry_options.idle_unload = std::chrono::seconds(options.idle_unload);
   registry_options.engine.max_queued = options.max_queue;
   registry_options.engine.kv_tokens = options.kv_tokens;
   registry_options.context = options.ctx;
-  server::ModelRegistry registry(sources, cpu, registry_options);
+  server::ModelRegistry registry(sources, backend, registry_options);
 
   server::HttpOptions http;
   http.host = options.host;
@@ -144,6 +146,8 @@ void register_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--kv-tokens", options->kv_tokens, "KV cache capacity per model in tokens")
       ->capture_default_str();
+  command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
+      ->check(CLI::IsMember({"cuda", "cpu"}));
   command->add_option("--media-dir", options->media_dir, "folder local image paths may come from (default: none)");
   auto* remote = command->add_flag("--allow-remote-media", options->allow_remote_media,
                                    "fetch http(s) image URLs (public addresses only)");
