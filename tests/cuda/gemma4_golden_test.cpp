@@ -119,7 +119,9 @@ TEST_P(Gemma4CudaGolden, PromptsWholeAndChunkedMatchTransformers) {
     run_case(*model, images, c, expected, 0);
     run_case(*model, images, c, expected, kChunk);
   }
-  if (tower) EXPECT_GT(image_cases, 0);
+  if (tower) {
+    EXPECT_GT(image_cases, 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Snapshots, Gemma4CudaGolden, ::testing::Values("tiny_gemma4_e2b", "tiny_gemma4_moe"));
