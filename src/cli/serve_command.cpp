@@ -1,8 +1,7 @@
 // `loom serve`: the HTTP server (OpenAI chat/completions, Anthropic messages, models, metrics) over one or more
 // snapshots. Binds 127.0.0.1 by default, loads the first model in the background once the socket is bound, and shuts
 // down gracefully on SIGINT/SIGTERM (stops listening, cancels generations in flight, exits 0). Models run on the
-// backend
-// --device names (as `loom run`: the GPU when the binary has CUDA and a GPU is present, else the CPU).
+// backend --device names (as `loom run`: the GPU when the binary has CUDA and a GPU is present, else the CPU).
 
 #include <pthread.h>
 
