@@ -10,11 +10,8 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
-#include "backend/cpu/cpu_backend.h"
-#ifdef LOOM_HAS_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
 #include "cli/commands.h"
+#include "cli/device_choice.h"
 #include "core/error.h"
 #include "engine/engine.h"
 #include "model/registry.h"
@@ -45,20 +42,6 @@ struct RunOptions {
   int image_max_tokens = 0;
   std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
 };
-
-// The backend for --device; it outlives the engine, which outlives nothing beyond run().
-backend::Backend& choose_backend(const std::string& device) {
-  static backend::cpu::CpuBackend cpu;
-#ifdef LOOM_HAS_CUDA
-  if (device == "cuda" || (device.empty() && backend::cuda::device_count() > 0)) {
-    static backend::cuda::CudaBackend gpu(0);  // throws kUnsupported naming the missing GPU
-    return gpu;
-  }
-#else
-  if (device == "cuda") fail(ErrorKind::kUnsupported, "this loom binary was built without the CUDA backend");
-#endif
-  return cpu;
-}
 
 Json read_json_file(const std::string& path) {
   std::ifstream file(path, std::ios::binary);

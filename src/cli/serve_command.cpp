@@ -1,6 +1,7 @@
 // `loom serve`: the HTTP server (OpenAI chat/completions, Anthropic messages, models, metrics) over one or more
 // snapshots. Binds 127.0.0.1 by default, loads the first model in the background once the socket is bound, and shuts
-// down gracefully on SIGINT/SIGTERM (stops listening, cancels generations in flight, exits 0).
+// down gracefully on SIGINT/SIGTERM (stops listening, cancels generations in flight, exits 0). Models run on the
+// backend --device names (as `loom run`: the GPU when the binary has CUDA and a GPU is present, else the CPU).
 
 #include <pthread.h>
 
@@ -9,8 +10,8 @@
 #include <fstream>
 #include <thread>
 
-#include "backend/cpu/cpu_backend.h"
 #include "cli/commands.h"
+#include "cli/device_choice.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "server/http_server.h"
@@ -34,6 +35,7 @@ struct ServeOptions {
   int image_max_tokens = 0;
   int64_t ctx = 0;
   int64_t kv_tokens = 16384;
+  std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
   std::string media_dir;
   bool allow_remote_media = false;
   std::vector<std::string> remote_media_hosts;
@@ -68,14 +70,15 @@ void serve(const ServeOptions& options) {
   }
   if (sources.empty()) fail(ErrorKind::kInvalidRequest, "no models: give --model DIR or --models-dir DIR");
 
-  static backend::cpu::CpuBackend cpu;
+  // Every model the registry loads lives on this backend.
+  backend::Backend& backend = choose_backend(options.device);
   server::RegistryOptions registry_options;
   registry_options.max_loaded = options.max_loaded;
   registry_options.idle_unload = std::chrono::seconds(options.idle_unload);
   registry_options.engine.max_queued = options.max_queue;
   registry_options.engine.kv_tokens = options.kv_tokens;
   registry_options.context = options.ctx;
-  server::ModelRegistry registry(sources, cpu, registry_options);
+  server::ModelRegistry registry(sources, backend, registry_options);
 
   server::HttpOptions http;
   http.host = options.host;
@@ -150,6 +153,8 @@ void register_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--kv-tokens", options->kv_tokens, "KV cache capacity per model in tokens")
       ->capture_default_str();
+  command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
+      ->check(CLI::IsMember({"cuda", "cpu"}));
   command->add_option("--media-dir", options->media_dir, "folder local image paths may come from (default: none)");
   auto* remote = command->add_flag("--allow-remote-media", options->allow_remote_media,
                                    "fetch http(s) image URLs (public addresses only)");

@@ -150,7 +150,8 @@ void upload(backend::Backend& backend, Tensor& t) {
 }
 
 void upload(backend::Backend& backend, Linear& layer) {
-  layer.weight = backend.upload(layer.weight);
+  // An absent projection (Gemma 4's KV-shared layers, k_eq_v) stays empty.
+  if (!layer.weight.values.empty()) layer.weight = backend.upload(layer.weight);
   upload(backend, layer.bias);
 }
 

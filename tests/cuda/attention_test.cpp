@@ -1,5 +1,6 @@
 // kv_append + paged attention and dense attention on the CUDA backend against the CPU backend: ragged steps mixing
-// prefill chunks and decode rows, causal / sliding / full masks, bidirectional spans, logit softcap, grouped heads.
+// prefill chunks and decode rows, causal / sliding / full masks, bidirectional spans (every SpanMode), logit softcap,
+// grouped heads.
 //
 // Tolerance: outputs are convex combinations of values in [-1, 1]; the GPU's online softmax and the CPU's three-pass
 // softmax round differently (expf vs std::exp, rescaling order), by a few ulp per term: 2e-6 absolute is ample while
@@ -52,6 +53,9 @@ TEST_F(CudaTest, PagedAttentionMatchesCpu) {
       {.scale = 0.25f, .mask = MaskKind::kCausal},
       {.scale = 0.3f, .mask = MaskKind::kSliding, .window = 6},
       {.scale = 0.5f, .mask = MaskKind::kCausal, .logit_softcap = 2.0f},
+      // Gemma 4's span modes: the span [3, 9) is wider than the window, so kWithinWindow's left bound matters.
+      {.scale = 0.3f, .mask = MaskKind::kSliding, .window = 4, .spans = SpanMode::kWithinWindow},
+      {.scale = 0.25f, .mask = MaskKind::kCausal, .spans = SpanMode::kIgnore},
   };
   for (const Batch& batch : steps) {
     for (int layer = 0; layer < 2; ++layer) {
@@ -66,7 +70,8 @@ TEST_F(CudaTest, PagedAttentionMatchesCpu) {
         cpu().attention(q, host_cache, layer, batch, spec, expected);
         gpu().attention(dq, device_cache, layer, batch, spec, got);
         EXPECT_LE(max_diff(got, expected), kTolerance)
-            << "tokens " << t << " layer " << layer << " mask " << static_cast<int>(spec.mask);
+            << "tokens " << t << " layer " << layer << " mask " << static_cast<int>(spec.mask) << " spans "
+            << static_cast<int>(spec.spans);
       }
     }
   }

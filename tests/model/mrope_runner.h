@@ -1,6 +1,7 @@
 #pragma once
 // Runs one sequence through a Model with explicit per-axis positions (M-RoPE [3, n] or plain [1, n]), chunk by chunk,
-// with image rows given per prompt token: what the engine's scheduler does for one Qwen3-VL request.
+// with image rows given per prompt token: what the engine's scheduler does for one Qwen3-VL request. The KV cache
+// lives on the model's backend; the image rows stay in host memory (the model copies them in).
 
 #include <gtest/gtest.h>
 
@@ -18,7 +19,8 @@ class MropeRunner {
   MropeRunner(Model& model, int64_t max_tokens)
       : model_(model),
         cache_({.layers = model.info().kv,
-                .blocks = (max_tokens + backend::kDefaultBlockSize - 1) / backend::kDefaultBlockSize + 1}) {}
+                .blocks = (max_tokens + backend::kDefaultBlockSize - 1) / backend::kDefaultBlockSize + 1},
+               model.backend()) {}
   ~MropeRunner() { cache_.release(table_); }
 
   // ids of tokens [length, length + n); positions[axis][i] for each of them; `features` [image tokens, width] in

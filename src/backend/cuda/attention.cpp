@@ -57,7 +57,7 @@ void expect_device_cache(const KvCache& cache, std::string_view op) {
 }
 
 MaskParams mask_params(const AttentionSpec& spec) {
-  return {spec.scale, static_cast<int>(spec.mask), spec.window, spec.logit_softcap};
+  return {spec.scale, static_cast<int>(spec.mask), spec.window, spec.logit_softcap, static_cast<int>(spec.spans)};
 }
 
 void launch_attention(bool paged, const Tensor& q, int64_t kv_heads, const float* keys, const float* values,

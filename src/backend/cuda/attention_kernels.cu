@@ -14,7 +14,8 @@ namespace {
 
 constexpr int kPerLane = kMaxHeadDim / 32;
 constexpr int kWarpsPerBlock = 4;
-constexpr int kMaskFull = 2, kMaskSliding = 1;  // MaskKind values
+constexpr int kMaskFull = 2, kMaskSliding = 1;           // MaskKind values
+constexpr int kSpansWithinWindow = 1, kSpansIgnore = 2;  // SpanMode values
 
 __global__ void kv_append_kernel(const float* k, const float* v, StepMeta step, int64_t tokens, int64_t kv_heads,
                                  int64_t d, int64_t block_size, float* key_arena, float* value_arena) {
@@ -49,10 +50,14 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     base_hi = min(kv_len, qi + 1);
     if (spec.mask == kMaskSliding) base_lo = max(int64_t{0}, qi - spec.window + 1);
   }
+  // kIgnore: the spans change nothing; kWithinWindow: they widen only to the right, the window still bounds every
+  // key from the left; kWiden: they widen both ways.
+  const int span_count = spec.spans == kSpansIgnore ? 0 : seq.span_count;
+  const int64_t span_floor = spec.spans == kSpansWithinWindow ? base_lo : 0;
   int64_t lo = base_lo, hi = base_hi;
-  for (int s = 0; s < seq.span_count; ++s) {
+  for (int s = 0; s < span_count; ++s) {
     if (spans[2 * s] <= qi && qi < spans[2 * s + 1]) {
-      lo = min(lo, spans[2 * s]);
+      lo = min(lo, max(span_floor, spans[2 * s]));
       hi = max(hi, min(spans[2 * s + 1], kv_len));
     }
   }
@@ -68,7 +73,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   float running_max = -INFINITY, total = 0.0f;
   for (int64_t j = lo; j < hi; ++j) {
     bool visible = j >= base_lo && j < base_hi;
-    for (int s = 0; !visible && s < seq.span_count; ++s) {
+    for (int s = 0; !visible && j >= span_floor && s < span_count; ++s) {
       visible = spans[2 * s] <= qi && qi < spans[2 * s + 1] && spans[2 * s] <= j && j < spans[2 * s + 1];
     }
     if (!visible) continue;

@@ -80,6 +80,7 @@ struct MaskParams {
   int mask;  // MaskKind
   int64_t window;
   float softcap;
+  int spans;  // SpanMode: how the step's bidirectional spans change the mask
 };
 inline constexpr int kMaxHeadDim = 512;
 

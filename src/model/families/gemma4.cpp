@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "model/families/gemma3.h"
+#include "model/row_ops.h"
 #include "model/weight_loader.h"
 
 namespace loom::model {
@@ -109,6 +110,7 @@ Gemma4Model::Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& ba
   text_ = load_text_weights(loader, c, plans_, text_prefix);
   embed_scale_ = gemma3_embedding_scale(text_.embed, t.hidden_size);
   if (c.ple_dim > 0) ple_scale_ = gemma3_embedding_scale(text_.embed_per_layer, c.ple_dim);
+  upload_text_weights();
 
   rope_full_ = backend::make_rope_table(t.rope_full);
   rope_sliding_ = backend::make_rope_table(t.rope_sliding);
@@ -146,6 +148,32 @@ Gemma4Model::Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& ba
   info_.bidirectional_images = config_.has_vision && c.bidirectional_vision;
 }
 
+void Gemma4Model::upload_text_weights() {
+  // A tied lm_head shares the embedding's storage on the host; keep it shared in the backend's memory too.
+  const bool tied = text_.lm_head.values.data() == text_.embed.values.data();
+  text_.embed = backend_.upload(text_.embed);
+  text_.lm_head = tied ? text_.embed : backend_.upload(text_.lm_head);
+  if (config_.text.ple_dim > 0) {
+    text_.embed_per_layer = backend_.upload(text_.embed_per_layer);
+    text_.per_layer_model_projection = backend_.upload(text_.per_layer_model_projection);
+    upload(backend_, text_.per_layer_projection_norm);
+  }
+  for (Gemma4DecoderLayerWeights& layer : text_.layers) {
+    for (Tensor* t : {&layer.input_norm, &layer.post_attention_norm, &layer.pre_feedforward_norm,
+                      &layer.post_feedforward_norm, &layer.post_per_layer_input_norm}) {
+      upload(backend_, *t);
+    }
+    upload(backend_, layer.attention);
+    upload(backend_, layer.mlp);
+    if (layer.moe) upload(backend_, *layer.moe);
+    if (config_.text.ple_dim > 0) {
+      upload(backend_, layer.per_layer_input_gate);
+      upload(backend_, layer.per_layer_projection);
+    }
+  }
+  upload(backend_, text_.final_norm);
+}
+
 Tensor Gemma4Model::encode_image(const ImagePixels& image) {
   if (!config_.has_vision)
     fail(ErrorKind::kUnsupported, "{} is a text-only model: it takes no images", info_.architecture);
@@ -176,7 +204,7 @@ void Gemma4Model::scatter_images(const StepInputs& step, Tensor& x) const {
              rows.row_begin + r, id, config_.image_token_id);
       }
     }
-    std::memcpy(x.data_as<float>() + rows.row_begin * hidden, e.data(), e.bytes());
+    copy_rows(backend_, e, 0, x, rows.row_begin, e.dim(0));
   }
 }
 
@@ -236,12 +264,11 @@ void Gemma4Model::decoder_layer(int i, const Batch& batch, KvCache& cache, const
   backend_.add(x, branch_normed, x);
 
   if (config_.text.ple_dim > 0) {
-    const int64_t ple = config_.text.ple_dim, all = int64_t{t.layers} * ple;
+    const int64_t ple = config_.text.ple_dim;
+    // Layer i's slice of each row: row r·layers + i of the per-layer inputs seen as [T·layers, ple].
     Tensor input = scratch_.get(Slot::kPerLayerInput, {tokens, ple});
-    for (int64_t r = 0; r < tokens; ++r) {
-      std::memcpy(input.data_as<float>() + r * ple, per_layer.data_as<float>() + r * all + int64_t{i} * ple,
-                  static_cast<size_t>(ple) * sizeof(float));
-    }
+    const Tensor slices = per_layer.reshaped({tokens * t.layers, ple});
+    for (int64_t r = 0; r < tokens; ++r) copy_rows(backend_, slices, r * t.layers + i, input, r);
     Tensor gate = scratch_.get(Slot::kPerLayerGate, {tokens, ple});
     linear(backend_, layer.per_layer_input_gate, x, gate);
     backend_.gated_activation(t.activation, gate, input, gate);
@@ -286,16 +313,15 @@ Tensor Gemma4Model::forward(const StepInputs& step, KvCache& cache) {
     for (int64_t s = 0; s < count; ++s) {
       const backend::SequenceSlice& seq = batch.sequences[static_cast<size_t>(s)];
       const int64_t last = seq.token_offset + seq.token_count - 1;
-      std::memcpy(rows.data_as<float>() + s * t.hidden_size, x.data_as<float>() + last * t.hidden_size,
-                  static_cast<size_t>(t.hidden_size) * sizeof(float));
+      copy_rows(backend_, x, last, rows, s);
     }
   }
   Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
   backend_.rms_norm(rows, &text_.final_norm, {.eps = t.rms_norm_eps, .weight = t.norm_weight}, final_rows);
-  Tensor logits = Tensor::zeros(DType::kF32, {rows.dim(0), t.vocab_size});
+  Tensor logits = backend_.allocate(DType::kF32, {rows.dim(0), t.vocab_size});
   backend_.matmul(final_rows, text_.lm_head, logits);
   if (t.final_logit_softcap > 0) backend_.softcap(logits, t.final_logit_softcap, logits);
-  return logits;
+  return backend_.to_host(logits);
 }
 
 }  // namespace loom::model

@@ -56,6 +56,7 @@ class Gemma4Model final : public Model {
   Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& backend);
 
   const ModelInfo& info() const override { return info_; }
+  backend::Backend* backend() override { return &backend_; }
   Tensor encode_image(const ImagePixels& image) override;
   Tensor forward(const StepInputs& step, backend::KvCache& cache) override;
 
@@ -68,6 +69,8 @@ class Gemma4Model final : public Model {
   void check_cache(const backend::KvCache& cache) const;
   // The combined per-layer inputs [T, layers·ple_dim] for embeddings x (images merged) and lookup ids.
   Tensor per_layer_inputs(const Tensor& x);
+  // Every weight into the backend's memory, once at load (no-op on the CPU backend).
+  void upload_text_weights();
   void decoder_layer(int i, const backend::Batch& batch, backend::KvCache& cache, const Tensor& per_layer, Tensor& x);
 
   backend::Backend& backend_;
@@ -82,7 +85,7 @@ class Gemma4Model final : public Model {
   backend::RopeTable rope_sliding_;
   std::vector<AttentionParams> attention_;  // per layer
   std::unique_ptr<Gemma4ImageEncoder> vision_;
-  Scratch scratch_;
+  Scratch scratch_{&backend_};
   std::vector<int32_t> ids_;
 };
 

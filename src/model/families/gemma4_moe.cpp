@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "model/row_ops.h"
 
 namespace loom::model {
 
@@ -35,6 +36,15 @@ Gemma4Routing gemma4_route(const Tensor& probs, int top_k, std::span<const float
   return r;
 }
 
+void upload(backend::Backend& backend, Gemma4MoeWeights& w) {
+  w.router = backend.upload(w.router);
+  for (Tensor* t :
+       {&w.router_scale, &w.pre_feedforward_norm_2, &w.post_feedforward_norm_1, &w.post_feedforward_norm_2}) {
+    upload(backend, *t);
+  }
+  for (GatedMlpWeights& expert : w.experts) upload(backend, expert);
+}
+
 void gemma4_moe(backend::Backend& backend, const Gemma4MoeWeights& w, int top_k, float eps, backend::Activation act,
                 const Tensor& x, Scratch& scratch, Tensor& out) {
   const int64_t tokens = x.dim(0), hidden = x.dim(1);
@@ -45,12 +55,13 @@ void gemma4_moe(backend::Backend& backend, const Gemma4MoeWeights& w, int top_k,
   Tensor logits = scratch.get(Slot::kRouterLogits, {tokens, experts});
   backend.matmul(routed, w.router, logits);
   backend.softmax(logits, logits);
-  const Gemma4Routing routing = gemma4_route(logits, top_k, w.per_expert_scale.span<const float>());
+  const Tensor probs = backend.to_host(logits);  // [T, experts]: the top-k choice is made on the host
+  const Gemma4Routing routing = gemma4_route(probs, top_k, w.per_expert_scale.span<const float>());
 
   // The experts see the pre_feedforward_layernorm_2 of x; each runs once over the rows routed to it.
   Tensor y = scratch.get(Slot::kRouterInput, {tokens, hidden});
   backend.rms_norm(x, &w.pre_feedforward_norm_2, {.eps = eps, .weight = backend::NormWeight::kScale}, y);
-  std::fill_n(out.data_as<float>(), tokens * hidden, 0.0f);
+  fill_zero(backend, out);
   std::vector<int64_t> rows;
   std::vector<float> row_weights;
   for (int64_t e = 0; e < experts; ++e) {
@@ -64,18 +75,11 @@ void gemma4_moe(backend::Backend& backend, const Gemma4MoeWeights& w, int top_k,
     if (rows.empty()) continue;
     const auto n = static_cast<int64_t>(rows.size());
     Tensor in = scratch.get(Slot::kExpertRows, {n, hidden});
-    for (int64_t r = 0; r < n; ++r) {
-      std::memcpy(in.data_as<float>() + r * hidden, y.data_as<float>() + rows[static_cast<size_t>(r)] * hidden,
-                  static_cast<size_t>(hidden) * sizeof(float));
-    }
+    gather_rows(backend, y, rows, in);
     Tensor expert_out = scratch.get(Slot::kExpertOutput, {n, hidden});
     gated_mlp(backend, w.experts[static_cast<size_t>(e)], act, in, scratch, expert_out);
-    for (int64_t r = 0; r < n; ++r) {
-      float* dst = out.data_as<float>() + rows[static_cast<size_t>(r)] * hidden;
-      const float* src = expert_out.data_as<float>() + r * hidden;
-      const float weight = row_weights[static_cast<size_t>(r)];
-      for (int64_t i = 0; i < hidden; ++i) dst[i] += weight * src[i];
-    }
+    // The gathered input is no longer needed: its slot holds the weighted products.
+    scatter_add_rows(backend, expert_out, rows, row_weights, in, out);
   }
 }
 

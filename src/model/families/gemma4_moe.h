@@ -17,7 +17,7 @@ namespace loom::model {
 
 struct Gemma4MoeWeights {
   Tensor router_scale;                   // F32 [hidden]: router.scale · hidden^-0.5, folded at load
-  Tensor per_expert_scale;               // F32 [experts]
+  Tensor per_expert_scale;               // F32 [experts], stays in host memory: the routing is chosen on the host
   weights::Weight router;                // router.proj [experts, hidden]
   std::vector<GatedMlpWeights> experts;  // gate/up [moe_intermediate, hidden] (halves of gate_up_proj), down
   Tensor pre_feedforward_norm_2;         // F32 [hidden]
@@ -34,6 +34,11 @@ struct Gemma4Routing {
 // Routing from softmax probabilities `probs` [T, experts] (F32).
 Gemma4Routing gemma4_route(const Tensor& probs, int top_k, std::span<const float> per_expert_scale);
 
+// Every weight but per_expert_scale into the backend's memory (once, at load).
+void upload(backend::Backend& backend, Gemma4MoeWeights& w);
+
+// The router's probabilities come back to the host (F32 [T, experts], small) for the top-k choice; the experts' rows
+// are gathered and their weighted outputs accumulated in the backend's memory.
 // out [T, hidden] = the experts' weighted sum for x [T, hidden] (not yet post-normed). out must not alias x.
 void gemma4_moe(backend::Backend& backend, const Gemma4MoeWeights& w, int top_k, float eps, backend::Activation act,
                 const Tensor& x, Scratch& scratch, Tensor& out);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "model/row_ops.h"
 
 namespace loom::model {
 namespace {
@@ -104,6 +105,16 @@ Gemma4VisionTower::Gemma4VisionTower(const weights::Snapshot& snapshot, const We
                                      backend::Backend& backend)
     : backend_(backend), config_(parse_gemma4_vision_config(snapshot)) {
   weights_ = load_gemma4_vision_weights(loader, config_, kTowerPrefix);
+  weights_.input_proj = backend_.upload(weights_.input_proj);
+  weights_.embedding_projection = backend_.upload(weights_.embedding_projection);
+  for (Gemma4VisionLayerWeights& layer : weights_.layers) {
+    for (Tensor* t : {&layer.input_layernorm, &layer.post_attention_layernorm, &layer.pre_feedforward_layernorm,
+                      &layer.post_feedforward_layernorm}) {
+      upload(backend_, *t);
+    }
+    upload(backend_, layer.attention);
+    upload(backend_, layer.mlp);
+  }
   rope_ = backend::make_rope_table(
       {.kind = backend::RopeKind::kTwoDHalves, .head_dim = config_.head_dim, .theta = config_.rope_theta});
   attention_ = {
@@ -157,25 +168,32 @@ Tensor Gemma4VisionTower::encode_soft_tokens(const ImagePixels& image) {
   if (t == 0) fail(ErrorKind::kInvalidRequest, "[gemma4 vision] the image has only padding patches");
   const Gemma4PoolPlan plan = plan_gemma4_pooling(xs, ys, c.pooling_kernel_size, output_length, t < patches);
 
-  // Patch embedding: 2·(v − 0.5) in fp32, as transformers rescales before input_proj.
-  Tensor scaled = scratch_.get(Slot::kPatches, {t, row});
+  // Patch embedding: 2·(v − 0.5) in fp32, as transformers rescales before input_proj (on the host pixels).
+  Tensor host_scaled = Tensor::zeros(DType::kF32, {t, row});
   const float* in = pixels.data_as<float>();
-  float* dst = scaled.data_as<float>();
+  float* dst = host_scaled.data_as<float>();
   for (int64_t r = 0; r < t; ++r) {
     const float* src = in + rows[static_cast<size_t>(r)] * row;
     for (int64_t j = 0; j < row; ++j) dst[r * row + j] = 2.0f * (src[j] - 0.5f);
   }
+  Tensor scaled = scratch_.get(Slot::kPatches, {t, row});
+  backend_.copy(host_scaled, scaled);
   const int64_t h = c.hidden_size;
   Tensor x = scratch_.get(Slot::kResidual, {t, h});
   backend_.matmul(scaled, weights_.input_proj, x);
+  // Position embeddings x-table[x] + y-table[y], assembled on the host from the host tables.
+  Tensor host_positions = Tensor::zeros(DType::kF32, {t, h});
   const float* table_x = weights_.position_table.data_as<float>();
   const float* table_y = table_x + c.position_embedding_size * h;
-  float* xd = x.data_as<float>();
+  float* pe = host_positions.data_as<float>();
   for (int64_t r = 0; r < t; ++r) {
     const float* ex = table_x + xs[static_cast<size_t>(r)] * h;
     const float* ey = table_y + ys[static_cast<size_t>(r)] * h;
-    for (int64_t j = 0; j < h; ++j) xd[r * h + j] += ex[j] + ey[j];
+    for (int64_t j = 0; j < h; ++j) pe[r * h + j] = ex[j] + ey[j];
   }
+  Tensor position_rows = scratch_.get(Slot::kRows, {t, h});
+  backend_.copy(host_positions, position_rows);
+  backend_.add(x, position_rows, x);
 
   // RoPE positions, axis-major: x for the first half of each head, y for the second.
   std::vector<int32_t> rope_positions(static_cast<size_t>(2 * t));
@@ -201,20 +219,27 @@ Tensor Gemma4VisionTower::encode_soft_tokens(const ImagePixels& image) {
   }
 
   // Pooler: each token is the sum of its patches / k² (absent padding patches count as zeros), then × sqrt(hidden).
-  Tensor pooled = Tensor::zeros(DType::kF32, {plan.tokens, h});
-  float* pd = pooled.data_as<float>();
-  const float inv_k2 = 1.0f / static_cast<float>(k2);
-  for (int64_t r = 0; r < t; ++r) {
-    float* out = pd + plan.token_of_patch[static_cast<size_t>(r)] * h;
-    for (int64_t j = 0; j < h; ++j) out[j] += xd[r * h + j] * inv_k2;
-  }
+  Tensor pooled = backend_.allocate(DType::kF32, {plan.tokens, h});
+  const std::vector<float> inv_k2(static_cast<size_t>(t), 1.0f / static_cast<float>(k2));
+  scatter_add_rows(backend_, x, plan.token_of_patch, inv_k2, branch, pooled);
   backend_.scale(pooled, static_cast<float>(std::sqrt(static_cast<double>(h))), pooled);
   if (c.standardize) {
+    // (p − bias) · scale as p + (−bias) (exact) then · scale, with rows of −bias and scale assembled on the host.
+    Tensor host_bias = Tensor::zeros(DType::kF32, {plan.tokens, h});
+    Tensor host_scale = Tensor::zeros(DType::kF32, {plan.tokens, h});
     const float* bias = weights_.std_bias.data_as<float>();
     const float* scale = weights_.std_scale.data_as<float>();
     for (int64_t r = 0; r < plan.tokens; ++r) {
-      for (int64_t j = 0; j < h; ++j) pd[r * h + j] = (pd[r * h + j] - bias[j]) * scale[j];
+      for (int64_t j = 0; j < h; ++j) {
+        host_bias.data_as<float>()[r * h + j] = -bias[j];
+        host_scale.data_as<float>()[r * h + j] = scale[j];
+      }
     }
+    Tensor rows_of = scratch_.get(Slot::kRows, {plan.tokens, h});
+    backend_.copy(host_bias, rows_of);
+    backend_.add(pooled, rows_of, pooled);
+    backend_.copy(host_scale, rows_of);
+    backend_.mul(pooled, rows_of, pooled);
   }
   return pooled;
 }
@@ -229,7 +254,7 @@ Tensor Gemma4VisionTower::encode(const ImagePixels& image) {
   // embed_vision: RMSNorm without a weight, then the projection to the text width.
   Tensor normed = scratch_.get(Slot::kPooled, soft.shape());
   backend_.rms_norm(soft, nullptr, {.eps = config_.rms_norm_eps, .weight = backend::NormWeight::kNone}, normed);
-  Tensor embeddings = Tensor::zeros(DType::kF32, {tokens, config_.text_hidden_size});
+  Tensor embeddings = backend_.allocate(DType::kF32, {tokens, config_.text_hidden_size});
   backend_.matmul(normed, weights_.embedding_projection, embeddings);
   return embeddings;
 }

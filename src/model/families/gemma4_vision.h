@@ -9,6 +9,10 @@
 //   pooler: k×k average by position, ×sqrt(hidden), optional standardize
 //   embedder: RMSNorm without weight, then Linear(vision hidden → text hidden)
 //
+// Memory: the matrices and norms are uploaded to the backend at load; the position tables and the standardize vectors
+// stay on the host, where each image's rows are assembled from them (and from the host pixels) and copied in. The
+// pooler accumulates in the backend's memory.
+//
 // Padding patches (position (−1, −1)) are dropped before the encoder: transformers masks them out as keys and zeroes
 // them before pooling, so they never reach a real patch's output.
 
@@ -36,9 +40,9 @@ struct Gemma4VisionLayerWeights {
 
 struct Gemma4VisionWeights {
   weights::Weight input_proj;  // [hidden, 3·patch²], columns in the processor's (py, px, c) order
-  Tensor position_table;       // F32 [2, position_embedding_size, hidden]: x table, then y table
+  Tensor position_table;       // F32 [2, position_embedding_size, hidden]: x table, then y table (host memory)
   std::vector<Gemma4VisionLayerWeights> layers;
-  Tensor std_bias, std_scale;            // F32 [hidden] when standardize
+  Tensor std_bias, std_scale;            // F32 [hidden] when standardize (host memory)
   weights::Weight embedding_projection;  // [text hidden, hidden]
 };
 
@@ -81,7 +85,7 @@ class Gemma4VisionTower {
   Gemma4VisionWeights weights_;
   backend::RopeTable rope_;
   AttentionParams attention_;
-  Scratch scratch_;
+  Scratch scratch_{&backend_};
 };
 
 }  // namespace loom::model

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "model/row_ops.h"
 #include "weights/quant/quantize.h"
 
 namespace loom::model {
@@ -181,6 +182,12 @@ Qwen3MoeWeights load_qwen3_moe_weights(const WeightLoader& loader, const std::st
   return w;
 }
 
+void upload(backend::Backend& backend, Qwen3MoeWeights& w) {
+  upload(backend, w.router);
+  for (GatedMlpWeights& expert : w.experts) upload(backend, expert);
+  if (backend.device().kind != DeviceKind::kCpu) w.storage.clear();
+}
+
 MoeRouting route_top_k(const Tensor& router_logits, int top_k, bool normalize) {
   const int64_t tokens = router_logits.dim(0), experts = router_logits.dim(1);
   if (top_k <= 0 || top_k > experts) {
@@ -220,9 +227,10 @@ void moe_block(backend::Backend& backend, const Qwen3MoeWeights& w, const Qwen3M
   const int64_t tokens = x.dim(0), hidden = x.dim(1);
   Tensor logits = scratch.get(Slot::kRouterLogits, {tokens, moe.experts});
   linear(backend, w.router, x, logits);
-  const MoeRouting routing = route_top_k(logits, moe.top_k, moe.normalize_top_k);
+  const Tensor host_logits = backend.to_host(logits);  // [T, experts]: the top-k choice is made on the host
+  const MoeRouting routing = route_top_k(host_logits, moe.top_k, moe.normalize_top_k);
 
-  std::memset(out.data(), 0, out.bytes());
+  fill_zero(backend, out);
   std::vector<int64_t> rows;
   std::vector<float> weights;
   for (int e = 0; e < moe.experts; ++e) {
@@ -237,17 +245,10 @@ void moe_block(backend::Backend& backend, const Qwen3MoeWeights& w, const Qwen3M
     const auto n = static_cast<int64_t>(rows.size());
     Tensor in = scratch.get(Slot::kExpertRows, {n, hidden});
     Tensor result = scratch.get(Slot::kExpertOut, {n, hidden});
-    for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(in.data_as<float>() + i * hidden, x.data_as<float>() + rows[static_cast<size_t>(i)] * hidden,
-                  static_cast<size_t>(hidden) * sizeof(float));
-    }
+    gather_rows(backend, x, rows, in);
     gated_mlp(backend, w.experts[static_cast<size_t>(e)], act, in, scratch, result);
-    for (int64_t i = 0; i < n; ++i) {
-      float* dst = out.data_as<float>() + rows[static_cast<size_t>(i)] * hidden;
-      const float* src = result.data_as<float>() + i * hidden;
-      const float weight = weights[static_cast<size_t>(i)];
-      for (int64_t j = 0; j < hidden; ++j) dst[j] += src[j] * weight;
-    }
+    // The gathered input is no longer needed: its slot holds the weighted products.
+    scatter_add_rows(backend, result, rows, weights, in, out);
   }
 }
 

@@ -31,6 +31,10 @@ struct Qwen3MoeWeights {
   std::vector<Tensor> storage;           // owned tensors the expert weights view (fused and stacked layouts)
 };
 
+// The router and every expert into the backend's memory (once, at load). Off the host the expert views are copies, so
+// the host storage they viewed is released.
+void upload(backend::Backend& backend, Qwen3MoeWeights& w);
+
 // `mlp` is the module path of the layer's MLP ("model.language_model.layers.3.mlp").
 Qwen3MoeWeights load_qwen3_moe_weights(const WeightLoader& loader, const std::string& mlp, const Qwen3MoeConfig& moe,
                                        int64_t hidden);
@@ -46,6 +50,8 @@ struct MoeRouting {
 // router_logits F32 [tokens, experts] → softmax (fp32) → top-k → optional renormalisation.
 MoeRouting route_top_k(const Tensor& router_logits, int top_k, bool normalize);
 
+// The router logits come back to the host (F32 [T, experts], small) for the top-k choice; the experts' rows are
+// gathered and their weighted outputs accumulated in the backend's memory.
 // out [T, hidden] = the sparse MLP of x [T, hidden] (out must not alias x).
 void moe_block(backend::Backend& backend, const Qwen3MoeWeights& w, const Qwen3MoeConfig& moe, backend::Activation act,
                const Tensor& x, Scratch& scratch, Tensor& out);

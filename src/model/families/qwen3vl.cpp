@@ -1,9 +1,8 @@
 #include "model/families/qwen3vl.h"
 
-#include <cstring>
-
 #include "core/error.h"
 #include "model/families/qwen3vl_vision.h"
+#include "model/row_ops.h"
 #include "model/weight_loader.h"
 
 namespace loom::model {
@@ -72,6 +71,7 @@ Qwen3VLModel::Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& 
   const TextConfig& t = config_.text;
   const std::string text_prefix = loader.choose_prefix({"model.language_model.", "model."}, "embed_tokens.weight");
   text_ = load_text_weights(loader, config_, text_prefix);
+  upload_text_weights();
   rope_ = backend::make_rope_table(t.rope_full);
   attention_ = {
       .heads = t.heads,
@@ -88,7 +88,7 @@ Qwen3VLModel::Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& 
     auto tower = std::make_shared<Qwen3VLVisionTower>(snapshot, loader, backend);
     const int64_t hidden = t.hidden_size;
     const auto deepstack = static_cast<size_t>(config_.deepstack_layers);
-    encode_ = [tower, hidden, deepstack, width](const ImagePixels& image) {
+    encode_ = [tower, hidden, deepstack, width, &backend](const ImagePixels& image) {
       const Qwen3VLImageFeatures f = tower->encode(image);
       const int64_t rows = f.embeddings.rank() == 2 ? f.embeddings.dim(0) : -1;
       bool ok = f.embeddings.dtype() == DType::kF32 && rows >= 0 && f.embeddings.dim(1) == hidden &&
@@ -100,14 +100,14 @@ Qwen3VLModel::Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& 
              "[soft_tokens, {}] and {} of the same shape",
              shape_string(f.embeddings.shape()), f.deepstack.size(), hidden, deepstack);
       }
-      // One row per soft token: [merger | deepstack 0 | deepstack 1 | …].
-      Tensor out = Tensor::zeros(DType::kF32, {rows, width});
-      for (size_t part = 0; part <= deepstack; ++part) {
-        const Tensor& src = part == 0 ? f.embeddings : f.deepstack[part - 1];
-        for (int64_t r = 0; r < rows; ++r) {
-          std::memcpy(out.data_as<float>() + r * width + static_cast<int64_t>(part) * hidden,
-                      src.data_as<float>() + r * hidden, static_cast<size_t>(hidden) * sizeof(float));
-        }
+      // One row per soft token: [merger | deepstack 0 | deepstack 1 | …], i.e. row r·parts + part of the result
+      // seen as [rows·parts, hidden], assembled in the backend's memory.
+      const auto parts = static_cast<int64_t>(deepstack) + 1;
+      Tensor out = backend.allocate(DType::kF32, {rows, width});
+      Tensor pieces = out.reshaped({rows * parts, hidden});
+      for (int64_t part = 0; part < parts; ++part) {
+        const Tensor& src = part == 0 ? f.embeddings : f.deepstack[static_cast<size_t>(part - 1)];
+        for (int64_t r = 0; r < rows; ++r) copy_rows(backend, src, r, pieces, r * parts + part);
       }
       return out;
     };
@@ -125,6 +125,24 @@ Qwen3VLModel::Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& 
   info_.bidirectional_images = false;  // Qwen3-VL's decoder is causal over image tokens too
 }
 
+void Qwen3VLModel::upload_text_weights() {
+  // A tied lm_head shares the embedding's storage on the host; keep it shared in the backend's memory too.
+  const bool tied = text_.lm_head.values.data() == text_.embed.values.data();
+  text_.embed = backend_.upload(text_.embed);
+  text_.lm_head = tied ? text_.embed : backend_.upload(text_.lm_head);
+  for (Qwen3DecoderLayerWeights& layer : text_.layers) {
+    upload(backend_, layer.input_norm);
+    upload(backend_, layer.post_attention_norm);
+    upload(backend_, layer.attention);
+    if (layer.sparse) {
+      upload(backend_, layer.moe);
+    } else {
+      upload(backend_, layer.mlp);
+    }
+  }
+  upload(backend_, text_.final_norm);
+}
+
 Tensor Qwen3VLModel::encode_image(const ImagePixels& image) {
   if (!config_.vision) fail(ErrorKind::kUnsupported, "{} is a text-only model: it takes no images", info_.architecture);
   if (!encode_) {
@@ -139,7 +157,7 @@ Tensor Qwen3VLModel::encode_image(const ImagePixels& image) {
   return embeddings;
 }
 
-void Qwen3VLModel::scatter_images(const StepInputs& step, Tensor& x) const {
+void Qwen3VLModel::scatter_images(const StepInputs& step, Tensor& x) {
   const Batch& batch = *step.batch;
   const int64_t hidden = config_.text.hidden_size;
   const int64_t width = info_.image_width();
@@ -156,23 +174,26 @@ void Qwen3VLModel::scatter_images(const StepInputs& step, Tensor& x) const {
         fail(ErrorKind::kInternal, "[qwen3vl] image embedding row {} lands on token id {}, not the image token {}",
              rows.row_begin + r, id, config_.image_token_id);
       }
-      std::memcpy(x.data_as<float>() + (rows.row_begin + r) * hidden, e.data_as<float>() + r * width,
-                  static_cast<size_t>(hidden) * sizeof(float));
     }
+    // Row r's merger part is row r·parts of the embeddings seen as [rows·parts, hidden].
+    const int64_t parts = width / hidden;
+    const Tensor pieces = e.reshaped({e.dim(0) * parts, hidden});
+    for (int64_t r = 0; r < e.dim(0); ++r) copy_rows(backend_, pieces, r * parts, x, rows.row_begin + r);
   }
 }
 
-void Qwen3VLModel::add_deepstack(const StepInputs& step, int index, Tensor& x) const {
+void Qwen3VLModel::add_deepstack(const StepInputs& step, int index, Tensor& x) {
   const int64_t hidden = config_.text.hidden_size;
-  const int64_t width = info_.image_width();
-  const int64_t column = (1 + int64_t{index}) * hidden;
+  const int64_t parts = info_.image_width() / hidden;
   for (const ImageRows& rows : step.images) {
     const Tensor& e = rows.embeddings;
-    for (int64_t r = 0; r < e.dim(0); ++r) {
-      float* dst = x.data_as<float>() + (rows.row_begin + r) * hidden;
-      const float* src = e.data_as<float>() + r * width + column;
-      for (int64_t j = 0; j < hidden; ++j) dst[j] += src[j];
-    }
+    const int64_t n = e.dim(0);
+    // DeepStack part `index` of every image row, gathered (from host or backend memory) into the backend's memory.
+    Tensor features = scratch_.get(Slot::kDeepstack, {n, hidden});
+    const Tensor pieces = e.reshaped({n * parts, hidden});
+    for (int64_t r = 0; r < n; ++r) copy_rows(backend_, pieces, r * parts + 1 + index, features, r);
+    Tensor target = row_block(x, rows.row_begin, n);
+    backend_.add(target, features, target);
   }
 }
 
@@ -231,15 +252,14 @@ Tensor Qwen3VLModel::forward(const StepInputs& step, KvCache& cache) {
     for (int64_t s = 0; s < count; ++s) {
       const backend::SequenceSlice& seq = batch.sequences[static_cast<size_t>(s)];
       const int64_t last = seq.token_offset + seq.token_count - 1;
-      std::memcpy(rows.data_as<float>() + s * c.hidden_size, x.data_as<float>() + last * c.hidden_size,
-                  static_cast<size_t>(c.hidden_size) * sizeof(float));
+      copy_rows(backend_, x, last, rows, s);
     }
   }
   Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
   backend_.rms_norm(rows, &text_.final_norm, norm, final_rows);
-  Tensor logits = Tensor::zeros(DType::kF32, {rows.dim(0), c.vocab_size});
+  Tensor logits = backend_.allocate(DType::kF32, {rows.dim(0), c.vocab_size});
   backend_.matmul(final_rows, text_.lm_head, logits);
-  return logits;
+  return backend_.to_host(logits);
 }
 
 }  // namespace loom::model

@@ -49,6 +49,7 @@ class Qwen3VLModel final : public Model {
   Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& backend);
 
   const ModelInfo& info() const override { return info_; }
+  backend::Backend* backend() override { return &backend_; }
   Tensor encode_image(const ImagePixels& image) override;
   Tensor forward(const StepInputs& step, backend::KvCache& cache) override;
 
@@ -56,9 +57,11 @@ class Qwen3VLModel final : public Model {
 
  private:
   // Checks each ImageRows and copies its merger columns into x.
-  void scatter_images(const StepInputs& step, Tensor& x) const;
+  // Every text weight into the backend's memory, once at load (no-op on the CPU backend).
+  void upload_text_weights();
+  void scatter_images(const StepInputs& step, Tensor& x);
   // x[rows of each image] += deepstack feature `index`.
-  void add_deepstack(const StepInputs& step, int index, Tensor& x) const;
+  void add_deepstack(const StepInputs& step, int index, Tensor& x);
   void check_cache(const backend::KvCache& cache) const;
 
   backend::Backend& backend_;
@@ -69,7 +72,7 @@ class Qwen3VLModel final : public Model {
   AttentionParams attention_;
   // The vision tower (VL models, when it is built in): pixels → [soft_tokens, hidden · (1 + deepstack)].
   std::function<Tensor(const ImagePixels&)> encode_;
-  Scratch scratch_;
+  Scratch scratch_{&backend_};
   std::vector<int32_t> ids_;
 };
 

@@ -211,6 +211,24 @@ Qwen3VLVisionTower::Qwen3VLVisionTower(const weights::Snapshot& snapshot, const 
   attention_.rope = &rope_;
   attention_.mask = {.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.head_dim()))),
                      .mask = backend::MaskKind::kFull};
+  // Everything but the position table into the backend's memory, once.
+  weights_.patch_embedding = backend_.upload(weights_.patch_embedding);
+  upload(backend_, weights_.patch_bias);
+  for (Qwen3VLVisionBlockWeights& block : weights_.blocks) {
+    for (Tensor* t : {&block.norm1_weight, &block.norm1_bias, &block.norm2_weight, &block.norm2_bias}) {
+      upload(backend_, *t);
+    }
+    upload(backend_, block.attention);
+    upload(backend_, block.mlp);
+  }
+  auto upload_merger = [this](Qwen3VLMergerWeights& m) {
+    upload(backend_, m.norm_weight);
+    upload(backend_, m.norm_bias);
+    upload(backend_, m.fc1);
+    upload(backend_, m.fc2);
+  };
+  upload_merger(weights_.merger);
+  for (Qwen3VLMergerWeights& m : weights_.deepstack_mergers) upload_merger(m);
 }
 
 Tensor Qwen3VLVisionTower::merge(const Qwen3VLMergerWeights& m, const Tensor& x) {
@@ -226,7 +244,7 @@ Tensor Qwen3VLVisionTower::merge(const Qwen3VLMergerWeights& m, const Tensor& x)
   Tensor hidden = scratch_.get(Slot::kPooled, {tokens, width});
   linear(backend_, m.fc1, normed, hidden);
   backend_.activation(backend::Activation::kGeluErf, hidden, hidden);
-  Tensor out = Tensor::zeros(DType::kF32, {tokens, c.out_hidden_size});
+  Tensor out = backend_.allocate(DType::kF32, {tokens, c.out_hidden_size});
   linear(backend_, m.fc2, hidden, out);
   return out;
 }
@@ -251,10 +269,15 @@ Qwen3VLImageFeatures Qwen3VLVisionTower::encode(const ImagePixels& image) {
 
   // Conv3d with kernel = stride over (C, T, py, px) rows is a matmul with the reshaped kernel.
   Tensor x = scratch_.get(Slot::kResidual, {rows, c.hidden_size});
-  backend_.matmul(pixels, weights_.patch_embedding, x);
+  Tensor patches = scratch_.get(Slot::kPatches, pixels.shape());
+  backend_.copy(pixels, patches);
+  backend_.matmul(patches, weights_.patch_embedding, x);
   backend_.add_bias(x, weights_.patch_bias);
-  const Tensor position =
+  // Resampled on the host from the host table, then copied in.
+  const Tensor host_position =
       qwen3vl_position_embedding(weights_.position_table, c.grid_per_side, t, h, w, c.spatial_merge_size);
+  Tensor position = scratch_.get(Slot::kExpertRows, host_position.shape());
+  backend_.copy(host_position, position);
   backend_.add(x, position, x);
   const std::vector<int32_t> positions = qwen3vl_patch_positions(t, h, w, c.spatial_merge_size);
 

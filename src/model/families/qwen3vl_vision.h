@@ -46,7 +46,7 @@ struct Qwen3VLMergerWeights {
 struct Qwen3VLVisionWeights {
   weights::Weight patch_embedding;  // F32 [hidden, C·T·p·p] in (C, T, py, px) order
   Tensor patch_bias;                // F32 [hidden]
-  Tensor position_table;            // F32 [num_position_embeddings, hidden]
+  Tensor position_table;            // F32 [num_position_embeddings, hidden], host memory (resampled per image)
   std::vector<Qwen3VLVisionBlockWeights> blocks;
   Qwen3VLMergerWeights merger;
   std::vector<Qwen3VLMergerWeights> deepstack_mergers;  // in deepstack_visual_indexes order
@@ -73,7 +73,8 @@ class Qwen3VLVisionTower {
 
   // image.pixel_values F32 [t·h·w, C·T·p·p] as the processor lays them out, image.grid_thw (t, h, w) with h and w
   // multiples of spatial_merge_size; image.soft_tokens, when set, must equal t·h·w / merge_unit. Each frame attends
-  // only to itself. Throws loom::Error(kInvalidRequest) naming the mismatch.
+  // only to itself. Throws loom::Error(kInvalidRequest) naming the mismatch. The pixels and the resampled position
+  // embeddings are uploaded per image; the features are in the backend's memory.
   Qwen3VLImageFeatures encode(const ImagePixels& image);
 
   const Qwen3VLVisionConfig& config() const { return config_; }
@@ -87,7 +88,7 @@ class Qwen3VLVisionTower {
   backend::Backend& backend_;
   backend::RopeTable rope_;
   AttentionParams attention_;
-  Scratch scratch_;
+  Scratch scratch_{&backend_};
 };
 
 }  // namespace loom::model

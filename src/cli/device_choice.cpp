@@ -1,0 +1,27 @@
+#include "cli/device_choice.h"
+
+#include "backend/cpu/cpu_backend.h"
+#ifdef LOOM_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+#include "core/error.h"
+
+namespace loom::cli {
+
+backend::Backend& choose_backend(const std::string& device) {
+  if (!device.empty() && device != "cuda" && device != "cpu") {
+    fail(ErrorKind::kInvalidRequest, "--device must be cuda or cpu, got '{}'", device);
+  }
+  static backend::cpu::CpuBackend cpu;
+#ifdef LOOM_HAS_CUDA
+  if (device == "cuda" || (device.empty() && backend::cuda::device_count() > 0)) {
+    static backend::cuda::CudaBackend gpu(0);  // throws kUnsupported naming the missing GPU
+    return gpu;
+  }
+#else
+  if (device == "cuda") fail(ErrorKind::kUnsupported, "this loom binary was built without the CUDA backend");
+#endif
+  return cpu;
+}
+
+}  // namespace loom::cli
