@@ -6,11 +6,16 @@
 // soft tokens attend bidirectionally (the engine's job, done here by SequenceRunner). Logits at every prompt
 // position must match within 1e-4 by the per-row metric max|a − b| / max|b|. Then 16 greedy tokens are decoded one
 // step at a time through the KV cache: the ids must equal the reference's and the reference's top-5 logprobs must
-// match ours for the same ids within 1e-3.
+// match ours for the same ids within 1e-3. The same holds for the copies `loom quantize` makes in every mode
+// (tiny_gemma3_vlm_<mode>), run on their quantized storage, against transformers on their dequantized weights.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "backend/cpu/cpu_backend.h"
 #include "model/registry.h"
@@ -27,26 +32,37 @@ using testing::SequenceRunner;
 constexpr double kLogitTolerance = 1e-4;
 constexpr double kLogprobTolerance = 1e-3;
 
+// One snapshot and transformers' outputs for it: the bf16 snapshot, or a copy `loom quantize` made of it whose
+// expected outputs transformers computed on the copy's dequantized weights (tiny_gemma3_vlm_<mode>).
 struct Fixture {
-  weights::Snapshot snapshot = weights::Snapshot::open(testing::golden_dir() / "tiny_gemma3_vlm");
+  explicit Fixture(const std::string& name)
+      : name(name),
+        snapshot(weights::Snapshot::open(testing::golden_dir() / name)),
+        model(load_model(snapshot, backend)),
+        cases(json::parse(std::ifstream(expected_dir() / "cases.json"))) {}
+  std::filesystem::path expected_dir() const { return testing::golden_dir() / (name + "_expected"); }
+
+  std::string name;
+  weights::Snapshot snapshot;
   backend::cpu::CpuBackend backend;
-  std::unique_ptr<Model> model = load_model(snapshot, backend);
-  json cases = json::parse(std::ifstream(testing::golden_dir() / "tiny_gemma3_vlm_expected/cases.json"));
+  std::unique_ptr<Model> model;
+  json cases;
 };
 
-Fixture& fixture() {
-  static Fixture f;
-  return f;
+Fixture& fixture(const std::string& name = "tiny_gemma3_vlm") {
+  static std::map<std::string, std::unique_ptr<Fixture>> fixtures;
+  auto& slot = fixtures[name];
+  if (!slot) slot = std::make_unique<Fixture>(name);
+  return *slot;
 }
 
 // Each run of token_type 1 is one image's soft tokens; its pixels are image k of the case's pixel file.
-std::vector<PromptImage> encode_images(Model& model, const json& c, int64_t size) {
+std::vector<PromptImage> encode_images(const Fixture& f, Model& model, const json& c, int64_t size) {
   std::vector<PromptImage> images;
   const std::vector<int> types = c["token_type_ids"].get<std::vector<int>>();
   std::vector<float> pixels;
   if (!c["pixels_file"].is_null()) {
-    pixels = testing::read_f32_file(testing::golden_dir() / "tiny_gemma3_vlm_expected" /
-                                    c["pixels_file"].get<std::string>());
+    pixels = testing::read_f32_file(f.expected_dir() / c["pixels_file"].get<std::string>());
   }
   const int64_t image_elems = 3 * size * size;
   for (size_t i = 0; i < types.size(); ++i) {
@@ -91,17 +107,15 @@ int32_t argmax(const float* row, int64_t n) {
   return static_cast<int32_t>(std::max_element(row, row + n) - row);
 }
 
-void run_case(const json& c, int64_t chunk) {
-  Fixture& f = fixture();
+void run_case(Fixture& f, const json& c, int64_t chunk) {
   Model& model = *f.model;
   const int64_t vocab = model.info().vocab_size;
-  const std::string name = c["name"].get<std::string>() + (chunk > 0 ? " (chunked)" : " (whole)");
+  const std::string name = f.name + " " + c["name"].get<std::string>() + (chunk > 0 ? " (chunked)" : " (whole)");
   const std::vector<int32_t> prompt = c["prompt_ids"].get<std::vector<int32_t>>();
   const auto length = static_cast<int64_t>(prompt.size());
-  const std::vector<float> expected =
-      testing::read_f32_file(testing::golden_dir() / "tiny_gemma3_vlm_expected" / c["logits_file"].get<std::string>());
+  const std::vector<float> expected = testing::read_f32_file(f.expected_dir() / c["logits_file"].get<std::string>());
   ASSERT_EQ(static_cast<int64_t>(expected.size()), length * vocab) << name;
-  const std::vector<PromptImage> images = encode_images(model, c, f.cases["image_size"].get<int64_t>());
+  const std::vector<PromptImage> images = encode_images(f, model, c, f.cases["image_size"].get<int64_t>());
 
   const json& steps = c["steps"];
   SequenceRunner runner(model, length + static_cast<int64_t>(steps.size()));
@@ -162,12 +176,32 @@ TEST(Gemma3Golden, EncodeImageShape) {
 }
 
 TEST(Gemma3Golden, WholePrefillAndDecode) {
-  for (const json& c : fixture().cases["cases"]) run_case(c, 0);
+  for (const json& c : fixture().cases["cases"]) run_case(fixture(), c, 0);
 }
 
 TEST(Gemma3Golden, ChunkedPrefillAndDecode) {
-  for (const json& c : fixture().cases["cases"]) run_case(c, 7);
+  for (const json& c : fixture().cases["cases"]) run_case(fixture(), c, 7);
 }
+
+// Copies made by `loom quantize` in every mode, run on their quantized storage, against transformers on the same
+// weights dequantized by an independent numpy decoder (tools/reference/make_tiny_gemma3.py --loom).
+class Gemma3QuantizedGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Gemma3QuantizedGolden, PrefillAndDecodeMatchTransformersOnTheDequantizedWeights) {
+  const std::string name = "tiny_gemma3_vlm_" + GetParam();
+  if (!std::filesystem::exists(testing::golden_dir() / name)) {
+    GTEST_SKIP() << "fixture " << name << " is absent: python3 tools/reference/make_tiny_gemma3.py tests/golden/models "
+                 << "--loom build/release/loom";
+  }
+  Fixture& f = fixture(name);
+  for (const json& c : f.cases["cases"]) {
+    run_case(f, c, 0);
+    run_case(f, c, 7);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryMode, Gemma3QuantizedGolden,
+                         ::testing::Values("affine4", "affine8", "mxfp4", "mxfp8", "nvfp4"));
 
 }  // namespace
 }  // namespace loom::model

@@ -2,21 +2,27 @@
 against, computed by Hugging Face transformers in float32.
 
 Run on a machine with torch and transformers (no network needed):
-    python3 tools/reference/make_tiny_gemma3.py OUT_DIR
+    python3 tools/reference/make_tiny_gemma3.py OUT_DIR [--loom PATH_TO_LOOM_BINARY]
 Writes OUT_DIR/tiny_gemma3_vlm/ (config.json, model.safetensors in bf16, generation_config.json) and
 OUT_DIR/tiny_gemma3_vlm_expected/ (cases.json: prompt ids, token types, greedy continuation, top-5 logprobs per step;
 case_<k>_logits.f32: float32 logits [prompt_len, vocab] little-endian; case_<k>_pixels.f32: pixel values).
+With --loom, also OUT_DIR/tiny_gemma3_vlm_{affine4,affine8,mxfp4,mxfp8,nvfp4}/ (copies made by `loom quantize`) and
+their _expected/ folders: transformers' outputs on each copy's weights dequantized by tools/reference/mlx_dequant.py.
 The prompt ids are synthetic (the tiny vocabulary has no tokenizer): what these fixtures check is the model math,
 given ids and pixels; prompt assembly is checked against the real processors elsewhere.
 """
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 
 import numpy as np
 import torch
 from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+import mlx_dequant
 
 SEED = 1234
 VOCAB = 512
@@ -119,24 +125,8 @@ def diverse(model, config):
     return True
 
 
-def main():
-    out = sys.argv[1]
-    torch.manual_seed(SEED)
-    config = build_config()
-    model = Gemma3ForConditionalGeneration(config).eval()
-    # A random model tends to repeat its last input token; pick the first weight scale whose greedy continuations
-    # vary, so that a greedy-token comparison can catch real mistakes.
-    for embed_std, linear_std in [(0.02, 0.2), (0.03, 0.3), (0.05, 0.25), (0.01, 0.3), (0.1, 0.3)]:
-        randomize(model, embed_std, linear_std)
-        if diverse(model, config):
-            break
-    print("weight scales", embed_std, linear_std)
-    snapshot = os.path.join(out, "tiny_gemma3_vlm")
-    # The snapshot is stored in bf16 like published ones; the reference runs in float32 on the same rounded weights.
-    model.to(torch.bfloat16).save_pretrained(snapshot, safe_serialization=True)
-    model = Gemma3ForConditionalGeneration.from_pretrained(snapshot, torch_dtype=torch.float32).eval()
-
-    expected_dir = os.path.join(out, "tiny_gemma3_vlm_expected")
+def write_expected(model, config, expected_dir):
+    """Per case: logits at every prompt position, a 16-token greedy continuation with top-5 logprobs, the pixels."""
     os.makedirs(expected_dir, exist_ok=True)
     rng = np.random.default_rng(SEED)
     size = config.vision_config.image_size
@@ -167,6 +157,63 @@ def main():
                         "pixels_file": f"case_{k}_pixels.f32" if case["images"] else None})
     with open(os.path.join(expected_dir, "cases.json"), "w") as f:
         json.dump({"vocab_size": VOCAB, "image_size": size, "cases": summary}, f, indent=1)
+
+
+# loom quantize flags per copy; every mode loom writes.
+QUANTIZED_COPIES = [("affine4", ["--mode", "affine", "--bits", "4"]), ("affine8", ["--mode", "affine", "--bits", "8"]),
+                    ("mxfp4", ["--mode", "mxfp4"]), ("mxfp8", ["--mode", "mxfp8"]), ("nvfp4", ["--mode", "nvfp4"])]
+
+
+def quantized_reference(out, loom, suffix, flags):
+    """A copy of the snapshot made by `loom quantize`, and transformers' outputs on its weights dequantized by an
+    independent numpy decoder (mlx_dequant.py): loom running on the quantized storage must match them."""
+    source = os.path.join(out, "tiny_gemma3_vlm")
+    target = os.path.join(out, f"tiny_gemma3_vlm_{suffix}")
+    shutil.rmtree(target, ignore_errors=True)
+    subprocess.run([loom, "quantize", "--model", source, "--out", target] + flags, check=True)
+    with open(os.path.join(target, "config.json")) as f:
+        q = json.load(f)["quantization"]
+    tensors = {}
+    for file in sorted(os.listdir(target)):
+        if file.endswith(".safetensors"):
+            tensors.update(mlx_dequant.read_safetensors(os.path.join(target, file)))
+    model = Gemma3ForConditionalGeneration.from_pretrained(source, torch_dtype=torch.float32).eval()
+    state = model.state_dict()
+    replaced = 0
+    for name in [n for n in tensors if n.endswith(".scales")]:
+        module = name[: -len(".scales")]
+        w = mlx_dequant.dequantize(tensors, module, q.get("mode", "affine"), q["bits"], q["group_size"])
+        tail = module.split("language_model.")[-1].removeprefix("model.")
+        keys = [k for k in state if k.endswith(tail + ".weight") and "language_model" in k]
+        assert len(keys) == 1, (module, keys)
+        state[keys[0]].copy_(torch.from_numpy(w.astype(np.float32)))
+        replaced += 1
+    model.load_state_dict(state)  # a tied lm_head follows the embedding
+    print(suffix, "dequantized", replaced, "matrices")
+    write_expected(model, model.config, target + "_expected")
+
+
+def main():
+    out = sys.argv[1]
+    torch.manual_seed(SEED)
+    config = build_config()
+    model = Gemma3ForConditionalGeneration(config).eval()
+    # A random model tends to repeat its last input token; pick the first weight scale whose greedy continuations
+    # vary, so that a greedy-token comparison can catch real mistakes.
+    for embed_std, linear_std in [(0.02, 0.2), (0.03, 0.3), (0.05, 0.25), (0.01, 0.3), (0.1, 0.3)]:
+        randomize(model, embed_std, linear_std)
+        if diverse(model, config):
+            break
+    print("weight scales", embed_std, linear_std)
+    snapshot = os.path.join(out, "tiny_gemma3_vlm")
+    # The snapshot is stored in bf16 like published ones; the reference runs in float32 on the same rounded weights.
+    model.to(torch.bfloat16).save_pretrained(snapshot, safe_serialization=True)
+    model = Gemma3ForConditionalGeneration.from_pretrained(snapshot, torch_dtype=torch.float32).eval()
+
+    write_expected(model, config, os.path.join(out, "tiny_gemma3_vlm_expected"))
+    if len(sys.argv) > 3 and sys.argv[2] == "--loom":
+        for suffix, flags in QUANTIZED_COPIES:
+            quantized_reference(out, sys.argv[3], suffix, flags)
 
 
 if __name__ == "__main__":
