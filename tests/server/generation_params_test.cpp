@@ -132,7 +132,9 @@ TEST(GenerationParams, AnthropicFields) {
   EXPECT_EQ(p.sampling.top_k, 5);
   EXPECT_EQ(refused_field(Json::object(), Api::kMessages), "max_tokens");
   EXPECT_EQ(refused_field({{"max_tokens", 5}, {"temperature", 1.5}}, Api::kMessages), "temperature");
-  EXPECT_EQ(refused_field({{"max_tokens", 5}, {"stop_sequences", "x"}}, Api::kMessages), "<none>");
+  // Anthropic takes a list only; a lone string (OpenAI's `stop` form) is refused, naming the field.
+  EXPECT_EQ(refused_field({{"max_tokens", 5}, {"stop_sequences", "x"}}, Api::kMessages), "stop_sequences");
+  EXPECT_EQ(refused_field({{"max_tokens", 5}, {"stop_sequences", {"x"}}}, Api::kMessages), "<none>");
 }
 
 TEST(GenerationParams, BudgetIsCappedByTheCapAndTheContext) {
