@@ -97,14 +97,7 @@ Reply anthropic_messages(ServerContext& context, const Json& body) {
   const std::string model = requested_model(body);
   auto params = parse_generation_params(body, Api::kMessages);
   const Json chat_body = anthropic_to_chat(body);
-  prompt::ChatRequest chat;
-  try {
-    chat = prompt::parse_chat_request(chat_body);
-  } catch (const ParamError&) {
-    throw;
-  } catch (const Error& e) {
-    throw ParamError(e.kind(), "messages", e.what());
-  }
+  const prompt::ChatRequest chat = parse_chat_messages(chat_body);
   auto job = GenerationJob::start_chat(context, model, chat, std::move(params));
   if (!job->params().stream) return whole(job);
   Reply reply;

@@ -133,4 +133,14 @@ std::string GenerationJob::token_bytes(int32_t id) const {
   return tokenizer.decode(ids, false);
 }
 
+prompt::ChatRequest parse_chat_messages(const nlohmann::ordered_json& body) {
+  try {
+    return prompt::parse_chat_request(body);
+  } catch (const ParamError&) {
+    throw;
+  } catch (const Error& e) {
+    throw ParamError(e.kind(), "messages", e.what());
+  }
+}
+
 }  // namespace loom::server

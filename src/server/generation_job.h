@@ -66,4 +66,8 @@ class GenerationJob {
 // "chatcmpl-…", "cmpl-…", "msg_…": the prefix and 24 random alphanumerics.
 std::string random_id(const std::string& prefix);
 
+// The chat request of an OpenAI-form body (the Anthropic route translates first): prompt::parse_chat_request with
+// its refusals attributed to `messages` unless they already name a field.
+prompt::ChatRequest parse_chat_messages(const nlohmann::ordered_json& body);
+
 }  // namespace loom::server

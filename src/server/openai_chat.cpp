@@ -115,14 +115,7 @@ Reply chat_completions(ServerContext& context, const Json& body) {
   if (!body["messages"].is_array() || body["messages"].empty()) {
     fail_param("messages", "'messages' must be a non-empty array");
   }
-  prompt::ChatRequest chat;
-  try {
-    chat = prompt::parse_chat_request(body);
-  } catch (const ParamError&) {
-    throw;
-  } catch (const Error& e) {
-    throw ParamError(e.kind(), "messages", e.what());
-  }
+  const prompt::ChatRequest chat = parse_chat_messages(body);
   auto job = GenerationJob::start_chat(context, model, chat, std::move(params));
   if (!job->params().stream) return whole(job);
   Reply reply;
