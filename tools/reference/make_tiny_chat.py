@@ -22,9 +22,10 @@ Deterministic (fixed seed, fixed order); needs only numpy + json:
 """
 import json
 import os
-import struct
 
 import numpy as np
+
+from make_tiny_snapshot import write_json, write_safetensors
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 OUT = os.path.join(ROOT, "tests", "golden", "snapshots", "tiny_chat")
@@ -235,36 +236,6 @@ def tensors():
     return out
 
 
-def to_bf16_bits(x):
-    """float32 → bf16 bit patterns, round to nearest even."""
-    bits = x.astype(np.float32).view(np.uint32).astype(np.uint64)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-    return rounded.astype(np.uint16)
-
-
-def write_safetensors(path, items):
-    """Hugging Face layout: 8-byte header length, JSON header padded with spaces to 8 bytes, data in order."""
-    header, chunks, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, array in items:
-        data = to_bf16_bits(array).astype("<u2").tobytes()
-        header[name] = {"dtype": "BF16", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for chunk in chunks:
-            f.write(chunk)
-
-
-def write_json(path, value):
-    with open(path, "w") as f:
-        json.dump(value, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-
-
 def main():
     os.makedirs(OUT, exist_ok=True)
     write_json(os.path.join(OUT, "config.json"), CONFIG)
@@ -272,7 +243,7 @@ def main():
     write_json(os.path.join(OUT, "generation_config.json"), GENERATION_CONFIG)
     write_json(os.path.join(OUT, "preprocessor_config.json"), PREPROCESSOR_CONFIG)
     write_json(os.path.join(OUT, "tokenizer.json"), tokenizer_json())
-    write_safetensors(os.path.join(OUT, "model.safetensors"), tensors())
+    write_safetensors(os.path.join(OUT, "model.safetensors"), tensors(), {"format": "pt"})
 
 
 if __name__ == "__main__":

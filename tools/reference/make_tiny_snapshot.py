@@ -207,7 +207,7 @@ def write_safetensors(path, items, metadata=None):
 
 def write_json(path, value):
     with open(path, "w") as f:
-        json.dump(value, f, indent=2)
+        json.dump(value, f, indent=2, ensure_ascii=False)
         f.write("\n")
 
 
