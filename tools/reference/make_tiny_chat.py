@@ -20,7 +20,6 @@ Deterministic (fixed seed, fixed order); needs only numpy + json:
 
     python3 tools/reference/make_tiny_chat.py
 """
-import json
 import os
 
 import numpy as np
