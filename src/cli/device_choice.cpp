@@ -8,20 +8,18 @@
 
 namespace loom::cli {
 
-backend::Backend& choose_backend(const std::string& device) {
+std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
   if (!device.empty() && device != "cuda" && device != "cpu") {
     fail(ErrorKind::kInvalidRequest, "--device must be cuda or cpu, got '{}'", device);
   }
-  static backend::cpu::CpuBackend cpu;
 #ifdef LOOM_HAS_CUDA
   if (device == "cuda" || (device.empty() && backend::cuda::device_count() > 0)) {
-    static backend::cuda::CudaBackend gpu(0);  // throws kUnsupported naming the missing GPU
-    return gpu;
+    return std::make_unique<backend::cuda::CudaBackend>(0);  // throws kUnsupported naming the missing GPU
   }
 #else
   if (device == "cuda") fail(ErrorKind::kUnsupported, "this loom binary was built without the CUDA backend");
 #endif
-  return cpu;
+  return std::make_unique<backend::cpu::CpuBackend>();
 }
 
 }  // namespace loom::cli

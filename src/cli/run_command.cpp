@@ -98,7 +98,9 @@ void run(const RunOptions& options) {
   const Json body = request_body(options);
   const auto snapshot = weights::Snapshot::open(options.model);
   const auto builder = prompt::PromptBuilder::from_snapshot(snapshot);
-  auto model = model::load_model(snapshot, choose_backend(options.device));
+  // Declared before the engine that runs on it, so that it outlives the engine.
+  const auto backend = make_backend(options.device);
+  auto model = model::load_model(snapshot, *backend);
   const auto info = model->info();
 
   prompt::BuildOptions build;

@@ -70,15 +70,18 @@ void serve(const ServeOptions& options) {
   }
   if (sources.empty()) fail(ErrorKind::kInvalidRequest, "no models: give --model DIR or --models-dir DIR");
 
-  // Every model the registry loads lives on this backend.
-  backend::Backend& backend = choose_backend(options.device);
+  // Each model the registry loads gets its own backend of this kind; asking for one now reports a bad --device (or a
+  // missing GPU) before the server starts.
+  make_backend(options.device);
+  const auto device = options.device;
+  const server::BackendFactory backends = [device] { return make_backend(device); };
   server::RegistryOptions registry_options;
   registry_options.max_loaded = options.max_loaded;
   registry_options.idle_unload = std::chrono::seconds(options.idle_unload);
   registry_options.engine.max_queued = options.max_queue;
   registry_options.engine.kv_tokens = options.kv_tokens;
   registry_options.context = options.ctx;
-  server::ModelRegistry registry(sources, backend, registry_options);
+  server::ModelRegistry registry(sources, backends, registry_options);
 
   server::HttpOptions http;
   http.host = options.host;

@@ -46,8 +46,8 @@ std::vector<ModelSource> scan_models_dir(const fs::path& dir) {
   return out;
 }
 
-ModelRegistry::ModelRegistry(std::vector<ModelSource> sources, backend::Backend& backend, RegistryOptions options)
-    : backend_(backend), options_(std::move(options)) {
+ModelRegistry::ModelRegistry(std::vector<ModelSource> sources, BackendFactory make_backend, RegistryOptions options)
+    : make_backend_(std::move(make_backend)), options_(std::move(options)) {
   if (options_.max_loaded < 1) options_.max_loaded = 1;
   for (auto& source : sources) {
     if (slots_.count(source.id)) fail(ErrorKind::kInvalidRequest, "two models have the id '{}'", source.id);
@@ -85,7 +85,8 @@ std::shared_ptr<LoadedModel> ModelRegistry::load(const ModelSource& source) cons
   auto loaded = std::make_shared<LoadedModel>();
   loaded->id = source.id;
   loaded->builder = std::make_unique<prompt::PromptBuilder>(prompt::PromptBuilder::from_snapshot(snapshot));
-  auto model = model::load_model(snapshot, backend_);
+  loaded->backend = make_backend_();
+  auto model = model::load_model(snapshot, *loaded->backend);
   loaded->engine =
       std::make_unique<engine::Engine>(std::move(model), loaded->builder->shared_tokenizer(), options_.engine);
   loaded->max_sequence_tokens = loaded->engine->max_sequence_tokens();

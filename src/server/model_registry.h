@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,9 +41,14 @@ struct RegistryOptions {
   int64_t context = 0;                  // > 0: cap each model's context (tokens) to this
 };
 
+// Makes the backend one loaded model runs on (each model gets its own: backend ops expect one calling thread, and
+// every engine has its own worker thread).
+using BackendFactory = std::function<std::unique_ptr<backend::Backend>()>;
+
 struct LoadedModel {
   std::string id;
   std::unique_ptr<prompt::PromptBuilder> builder;
+  std::unique_ptr<backend::Backend> backend;  // before the engine: it outlives the model the engine owns
   std::unique_ptr<engine::Engine> engine;
   int64_t max_sequence_tokens = 0;  // the engine's, capped by RegistryOptions::context
   int64_t created = 0;              // unix seconds when loaded
@@ -60,7 +66,7 @@ struct ModelStatus {
 
 class ModelRegistry {
  public:
-  ModelRegistry(std::vector<ModelSource> sources, backend::Backend& backend, RegistryOptions options);
+  ModelRegistry(std::vector<ModelSource> sources, BackendFactory make_backend, RegistryOptions options);
   ~ModelRegistry();
   ModelRegistry(const ModelRegistry&) = delete;
   ModelRegistry& operator=(const ModelRegistry&) = delete;
@@ -98,7 +104,7 @@ class ModelRegistry {
   void evict_for_one_more(std::unique_lock<std::mutex>& lock);
   void janitor();
 
-  backend::Backend& backend_;
+  BackendFactory make_backend_;
   RegistryOptions options_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;

@@ -20,11 +20,12 @@ using testing::RunningServer;
 class HttpServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    static backend::cpu::CpuBackend cpu;
     RegistryOptions options;
     options.engine.kv_tokens = 4096;
     options.engine.max_queued = 64;
-    registry_ = new ModelRegistry({parse_model_argument(testing::tiny_chat_dir())}, cpu, options);
+    registry_ = new ModelRegistry(
+        {parse_model_argument(testing::tiny_chat_dir())}, [] { return std::make_unique<backend::cpu::CpuBackend>(); },
+        options);
     registry_->acquire("tiny_chat");
     HttpOptions http;
     http.host = "127.0.0.1";
