@@ -56,6 +56,18 @@ double JsonFields::number(std::string_view key, double fallback) const {
   return optional_number(key).value_or(fallback);
 }
 
+int JsonFields::positive_int(std::string_view key, int64_t fallback) const {
+  const int64_t v = integer(key, fallback);
+  if (v <= 0 || v > (int64_t{1} << 30)) invalid(key, "a positive integer");
+  return static_cast<int>(v);
+}
+
+int64_t JsonFields::positive_int64(std::string_view key, int64_t fallback) const {
+  const int64_t v = integer(key, fallback);
+  if (v <= 0 || v > (int64_t{1} << 40)) invalid(key, "a positive integer");
+  return v;
+}
+
 std::optional<double> JsonFields::optional_number(std::string_view key) const {
   const json* value = find(key);
   if (value == nullptr) return std::nullopt;

@@ -32,6 +32,9 @@ class JsonFields {
 
   int64_t integer(std::string_view key) const;  // required
   int64_t integer(std::string_view key, int64_t fallback) const;
+  // A size, count or id: a positive integer up to 2^30 (positive_int) or 2^40 (positive_int64).
+  int positive_int(std::string_view key, int64_t fallback) const;
+  int64_t positive_int64(std::string_view key, int64_t fallback) const;
   double number(std::string_view key) const;  // required
   double number(std::string_view key, double fallback) const;
   std::optional<double> optional_number(std::string_view key) const;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/backend.h"
@@ -74,5 +75,9 @@ class Model {
   // StepInputs::all_logits): the only activations that leave the backend. Image rows may be in host or backend memory.
   virtual Tensor forward(const StepInputs& step, backend::KvCache& cache) = 0;
 };
+
+// Throws kInternal ("[family] …") unless `cache` has exactly the layers `info.kv` describes: the engine sizes the cache
+// from ModelInfo, so a mismatch is a programming error, caught before any layer writes into the wrong shape.
+void check_cache_layout(const backend::KvCache& cache, const ModelInfo& info, std::string_view family);
 
 }  // namespace loom::model

@@ -174,20 +174,11 @@ void Gemma3Model::scatter_images(const StepInputs& step, Tensor& x) {
   }
 }
 
-void Gemma3Model::check_cache(const KvCache& cache) const {
-  bool ok = cache.layers() == static_cast<int>(info_.kv.size());
-  for (int i = 0; ok && i < cache.layers(); ++i) {
-    ok = cache.layer_shape(i).kv_heads == info_.kv[static_cast<size_t>(i)].kv_heads &&
-         cache.layer_shape(i).head_dim == info_.kv[static_cast<size_t>(i)].head_dim;
-  }
-  if (!ok) fail(ErrorKind::kInternal, "[gemma3] the KV cache's layer shapes do not match ModelInfo::kv");
-}
-
 Tensor Gemma3Model::forward(const StepInputs& step, KvCache& cache) {
   if (step.batch == nullptr || step.batch->tokens() == 0) fail(ErrorKind::kInternal, "[gemma3] empty step");
   const Batch& batch = *step.batch;
   if (batch.position_axes != 1) fail(ErrorKind::kInternal, "[gemma3] expects one position axis");
-  check_cache(cache);
+  check_cache_layout(cache, info_, "gemma3");
   const TextConfig& c = config_.text;
   const int64_t tokens = batch.tokens();
 

@@ -60,7 +60,6 @@ class Gemma3Model final : public Model {
  private:
   void upload_text_weights();
   void scatter_images(const StepInputs& step, Tensor& x);
-  void check_cache(const backend::KvCache& cache) const;
 
   backend::Backend& backend_;
   Gemma3Config config_;

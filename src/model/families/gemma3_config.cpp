@@ -36,18 +36,6 @@ constexpr int64_t kDefaultBoi = 255'999;
 constexpr int64_t kDefaultEoi = 256'000;
 constexpr int64_t kDefaultImageToken = 262'144;
 
-int positive_int(const JsonFields& f, std::string_view key, int64_t fallback) {
-  const int64_t v = f.integer(key, fallback);
-  if (v <= 0 || v > (int64_t{1} << 30)) f.invalid(key, "a positive integer");
-  return static_cast<int>(v);
-}
-
-int64_t positive_int64(const JsonFields& f, std::string_view key, int64_t fallback) {
-  const int64_t v = f.integer(key, fallback);
-  if (v <= 0 || v > (int64_t{1} << 40)) f.invalid(key, "a positive integer");
-  return v;
-}
-
 float softcap(const JsonFields& f, std::string_view key) {
   const double v = f.number(key, 0.0);
   if (v < 0 || !std::isfinite(v)) f.invalid(key, "null or a positive number");
@@ -62,15 +50,15 @@ TextConfig parse_text(const JsonFields& f) {
     fail(ErrorKind::kUnsupported, "{}: attention_bias is not supported for Gemma 3", f.where());
   }
   TextConfig t;
-  t.vocab_size = positive_int64(f, "vocab_size", kDefaultVocab);
-  t.hidden_size = positive_int64(f, "hidden_size", kDefaultHidden);
-  t.intermediate_size = positive_int64(f, "intermediate_size", kDefaultIntermediate);
-  t.layers = positive_int(f, "num_hidden_layers", kDefaultLayers);
-  t.heads = positive_int(f, "num_attention_heads", kDefaultHeads);
-  t.kv_heads = positive_int(f, "num_key_value_heads", kDefaultKvHeads);
-  t.head_dim = positive_int(f, "head_dim", kDefaultHeadDim);
+  t.vocab_size = f.positive_int64("vocab_size", kDefaultVocab);
+  t.hidden_size = f.positive_int64("hidden_size", kDefaultHidden);
+  t.intermediate_size = f.positive_int64("intermediate_size", kDefaultIntermediate);
+  t.layers = f.positive_int("num_hidden_layers", kDefaultLayers);
+  t.heads = f.positive_int("num_attention_heads", kDefaultHeads);
+  t.kv_heads = f.positive_int("num_key_value_heads", kDefaultKvHeads);
+  t.head_dim = f.positive_int("head_dim", kDefaultHeadDim);
   if (t.heads % t.kv_heads != 0) f.invalid("num_key_value_heads", "a divisor of num_attention_heads");
-  t.max_position_embeddings = positive_int64(f, "max_position_embeddings", kDefaultMaxPositions);
+  t.max_position_embeddings = f.positive_int64("max_position_embeddings", kDefaultMaxPositions);
   t.rms_norm_eps = static_cast<float>(f.number("rms_norm_eps", kDefaultRmsEps));
   t.norm_weight = backend::NormWeight::kOnePlus;  // Gemma stores norm weights as offsets from 1
   // transformers reads hidden_activation; very old configs only have hidden_act.
@@ -79,7 +67,7 @@ TextConfig parse_text(const JsonFields& f) {
   const double scalar = f.number("query_pre_attn_scalar", kDefaultQueryPreAttnScalar);
   if (!(scalar > 0)) f.invalid("query_pre_attn_scalar", "a positive number");
   t.attention_scale = static_cast<float>(1.0 / std::sqrt(scalar));
-  t.sliding_window = positive_int64(f, "sliding_window", kDefaultSlidingWindow);
+  t.sliding_window = f.positive_int64("sliding_window", kDefaultSlidingWindow);
   t.attn_logit_softcap = softcap(f, "attn_logit_softcapping");
   t.final_logit_softcap = softcap(f, "final_logit_softcapping");
   t.tie_word_embeddings = f.boolean("tie_word_embeddings", true);
@@ -96,13 +84,13 @@ TextConfig parse_text(const JsonFields& f) {
 VisionConfig parse_vision(const JsonFields& f) {
   // vision_use_head is ignored: Gemma 3 reads the last hidden state, never the pooling head.
   VisionConfig v;
-  v.hidden_size = positive_int64(f, "hidden_size", kDefaultVisionHidden);
-  v.intermediate_size = positive_int64(f, "intermediate_size", kDefaultVisionIntermediate);
-  v.layers = positive_int(f, "num_hidden_layers", kDefaultVisionLayers);
-  v.heads = positive_int(f, "num_attention_heads", kDefaultVisionHeads);
-  v.channels = positive_int(f, "num_channels", 3);
-  v.image_size = positive_int64(f, "image_size", kDefaultImageSize);
-  v.patch_size = positive_int(f, "patch_size", kDefaultPatchSize);
+  v.hidden_size = f.positive_int64("hidden_size", kDefaultVisionHidden);
+  v.intermediate_size = f.positive_int64("intermediate_size", kDefaultVisionIntermediate);
+  v.layers = f.positive_int("num_hidden_layers", kDefaultVisionLayers);
+  v.heads = f.positive_int("num_attention_heads", kDefaultVisionHeads);
+  v.channels = f.positive_int("num_channels", 3);
+  v.image_size = f.positive_int64("image_size", kDefaultImageSize);
+  v.patch_size = f.positive_int("patch_size", kDefaultPatchSize);
   v.layer_norm_eps = static_cast<float>(f.number("layer_norm_eps", kDefaultRmsEps));
   v.activation = parse_activation(f, "hidden_act", "gelu_pytorch_tanh");
   if (v.hidden_size % v.heads != 0) f.invalid("num_attention_heads", "a divisor of hidden_size");
@@ -124,11 +112,11 @@ Gemma3Config parse_gemma3_config(const weights::Snapshot& snapshot) {
   const std::optional<JsonFields> vision = top.object("vision_config");
   if (!vision) return c;  // text-only
   c.vision = parse_vision(*vision);
-  c.mm_tokens_per_image = positive_int64(top, "mm_tokens_per_image", kDefaultMmTokensPerImage);
+  c.mm_tokens_per_image = top.positive_int64("mm_tokens_per_image", kDefaultMmTokensPerImage);
   c.image_token_id =
-      static_cast<int32_t>(positive_int64(top, "image_token_index", top.integer("image_token_id", kDefaultImageToken)));
-  c.boi_token_id = static_cast<int32_t>(positive_int64(top, "boi_token_index", kDefaultBoi));
-  c.eoi_token_id = static_cast<int32_t>(positive_int64(top, "eoi_token_index", kDefaultEoi));
+      static_cast<int32_t>(top.positive_int64("image_token_index", top.integer("image_token_id", kDefaultImageToken)));
+  c.boi_token_id = static_cast<int32_t>(top.positive_int64("boi_token_index", kDefaultBoi));
+  c.eoi_token_id = static_cast<int32_t>(top.positive_int64("eoi_token_index", kDefaultEoi));
   // The projector pools the patch grid to a square of mm_tokens_per_image cells.
   const int64_t side = c.vision->patches_per_side();
   const auto tokens_side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(c.mm_tokens_per_image))));

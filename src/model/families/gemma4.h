@@ -66,7 +66,6 @@ class Gemma4Model final : public Model {
 
  private:
   void scatter_images(const StepInputs& step, Tensor& x) const;
-  void check_cache(const backend::KvCache& cache) const;
   // The combined per-layer inputs [T, layers·ple_dim] for embeddings x (images merged) and lookup ids.
   Tensor per_layer_inputs(const Tensor& x);
   // Every weight into the backend's memory, once at load (no-op on the CPU backend).

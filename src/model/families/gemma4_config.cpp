@@ -34,18 +34,6 @@ constexpr int64_t kDefaultAudioToken = 258'881;
 constexpr int64_t kDefaultBoi = 255'999;
 constexpr int64_t kDefaultEoi = 258'882;
 
-int positive_int(const JsonFields& f, std::string_view key, int64_t fallback) {
-  const int64_t v = f.integer(key, fallback);
-  if (v <= 0 || v > (int64_t{1} << 30)) f.invalid(key, "a positive integer");
-  return static_cast<int>(v);
-}
-
-int64_t positive_int64(const JsonFields& f, std::string_view key, int64_t fallback) {
-  const int64_t v = f.integer(key, fallback);
-  if (v <= 0 || v > (int64_t{1} << 40)) f.invalid(key, "a positive integer");
-  return v;
-}
-
 int32_t token_id(const JsonFields& f, std::string_view key, int64_t fallback) {
   const int64_t v = f.integer(key, fallback);
   if (v < 0 || v > (int64_t{1} << 30)) f.invalid(key, "a token id");
@@ -100,16 +88,16 @@ void parse_layer_shapes(const JsonFields& f, Gemma4TextConfig& c) {
              key, layers);
       }
       const JsonFields entry(value, where + "." + key);
-      c.layer_head_dim[index] = positive_int(entry, "head_dim", t.head_dim);
-      c.layer_kv_heads[index] = positive_int(entry, "num_key_value_heads", t.kv_heads);
+      c.layer_head_dim[index] = entry.positive_int("head_dim", t.head_dim);
+      c.layer_kv_heads[index] = entry.positive_int("num_key_value_heads", t.kv_heads);
       if (t.heads % c.layer_kv_heads[index] != 0)
         entry.invalid("num_key_value_heads", "a divisor of num_attention_heads");
     }
   } else {
-    const int global_head_dim = positive_int(f, "global_head_dim", kDefaultGlobalHeadDim);
+    const int global_head_dim = f.positive_int("global_head_dim", kDefaultGlobalHeadDim);
     int global_kv_heads = t.kv_heads;
     if (c.k_eq_v && f.has("num_global_key_value_heads")) {
-      global_kv_heads = positive_int(f, "num_global_key_value_heads", t.kv_heads);
+      global_kv_heads = f.positive_int("num_global_key_value_heads", t.kv_heads);
       if (t.heads % global_kv_heads != 0) f.invalid("num_global_key_value_heads", "a divisor of num_attention_heads");
     }
     for (size_t i = 0; i < layers; ++i) {
@@ -150,21 +138,21 @@ Gemma4TextConfig parse_gemma4_text_config(const json& raw, const std::string& wh
   }
   Gemma4TextConfig c;
   TextConfig& t = c.base;
-  t.vocab_size = positive_int64(f, "vocab_size", kDefaultVocab);
-  t.hidden_size = positive_int64(f, "hidden_size", kDefaultHidden);
-  t.intermediate_size = positive_int64(f, "intermediate_size", kDefaultIntermediate);
-  t.layers = positive_int(f, "num_hidden_layers", kDefaultLayers);
-  t.heads = positive_int(f, "num_attention_heads", kDefaultHeads);
-  t.kv_heads = positive_int(f, "num_key_value_heads", kDefaultKvHeads);
-  t.head_dim = positive_int(f, "head_dim", kDefaultHeadDim);
+  t.vocab_size = f.positive_int64("vocab_size", kDefaultVocab);
+  t.hidden_size = f.positive_int64("hidden_size", kDefaultHidden);
+  t.intermediate_size = f.positive_int64("intermediate_size", kDefaultIntermediate);
+  t.layers = f.positive_int("num_hidden_layers", kDefaultLayers);
+  t.heads = f.positive_int("num_attention_heads", kDefaultHeads);
+  t.kv_heads = f.positive_int("num_key_value_heads", kDefaultKvHeads);
+  t.head_dim = f.positive_int("head_dim", kDefaultHeadDim);
   if (t.heads % t.kv_heads != 0) f.invalid("num_key_value_heads", "a divisor of num_attention_heads");
-  t.max_position_embeddings = positive_int64(f, "max_position_embeddings", kDefaultMaxPositions);
+  t.max_position_embeddings = f.positive_int64("max_position_embeddings", kDefaultMaxPositions);
   t.rms_norm_eps = static_cast<float>(f.number("rms_norm_eps", kDefaultRmsEps));
   if (!(t.rms_norm_eps >= 0)) f.invalid("rms_norm_eps", "a non-negative number");
   t.norm_weight = backend::NormWeight::kScale;  // Gemma 4 norms multiply by w itself (weights initialised to 1)
   t.activation = parse_activation(f, "hidden_activation", "gelu_pytorch_tanh");
   t.attention_scale = 1.0f;  // q/k norms replace the 1/sqrt(d) scaling
-  t.sliding_window = positive_int64(f, "sliding_window", kDefaultSlidingWindow);
+  t.sliding_window = f.positive_int64("sliding_window", kDefaultSlidingWindow);
   const double softcap = f.number("final_logit_softcapping", 0.0);
   if (softcap < 0 || !std::isfinite(softcap)) f.invalid("final_logit_softcapping", "null or a positive number");
   t.final_logit_softcap = static_cast<float>(softcap);
@@ -180,7 +168,7 @@ Gemma4TextConfig parse_gemma4_text_config(const json& raw, const std::string& wh
   t.rope_full = parse_gemma4_rope(f, "full_attention", c.global_head_dim);
 
   c.ple_dim = optional_size(f, raw, "hidden_size_per_layer_input", kDefaultPleDim);
-  c.ple_vocab = c.ple_dim > 0 ? positive_int64(f, "vocab_size_per_layer_input", kDefaultVocab) : 0;
+  c.ple_vocab = c.ple_dim > 0 ? f.positive_int64("vocab_size_per_layer_input", kDefaultVocab) : 0;
   const int64_t shared = f.integer("num_kv_shared_layers", 0);
   if (shared < 0 || shared >= t.layers) f.invalid("num_kv_shared_layers", "a count below num_hidden_layers");
   c.kv_shared_layers = static_cast<int>(shared);
@@ -188,9 +176,9 @@ Gemma4TextConfig parse_gemma4_text_config(const json& raw, const std::string& wh
   c.bidirectional_vision = f.has("use_bidirectional_attention") && *f.find("use_bidirectional_attention") == "vision";
   c.moe = f.boolean("enable_moe_block", false);
   if (c.moe) {
-    c.experts = positive_int(f, "num_experts", 0);
-    c.top_k_experts = positive_int(f, "top_k_experts", 0);
-    c.moe_intermediate_size = positive_int64(f, "moe_intermediate_size", 0);
+    c.experts = f.positive_int("num_experts", 0);
+    c.top_k_experts = f.positive_int("top_k_experts", 0);
+    c.moe_intermediate_size = f.positive_int64("moe_intermediate_size", 0);
     if (c.top_k_experts > c.experts) f.invalid("top_k_experts", "at most num_experts");
   }
   c.pad_token_id = token_id(f, "pad_token_id", 0);

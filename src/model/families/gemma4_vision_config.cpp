@@ -12,18 +12,6 @@ namespace {
 
 constexpr int64_t kDefaultTextHidden = 2304;  // Gemma4TextConfig
 
-int positive_int(const JsonFields& f, std::string_view key, int64_t fallback) {
-  const int64_t v = f.integer(key, fallback);
-  if (v <= 0 || v > (int64_t{1} << 30)) f.invalid(key, "a positive integer");
-  return static_cast<int>(v);
-}
-
-int64_t positive_int64(const JsonFields& f, std::string_view key, int64_t fallback) {
-  const int64_t v = f.integer(key, fallback);
-  if (v <= 0 || v > (int64_t{1} << 40)) f.invalid(key, "a positive integer");
-  return v;
-}
-
 // rope_parameters {"rope_type": "axial" | "default", "rope_theta": θ}, or a legacy top-level rope_theta.
 double parse_rope_theta(const JsonFields& f, double fallback) {
   double theta = f.number("rope_theta", fallback);
@@ -48,12 +36,12 @@ Gemma4VisionConfig parse_gemma4_vision_config(const JsonFields& f, int64_t text_
     fail(ErrorKind::kUnsupported, "{}: attention_bias is not supported for the Gemma 4 vision tower", f.where());
   }
   Gemma4VisionConfig c;
-  c.hidden_size = positive_int64(f, "hidden_size", c.hidden_size);
-  c.intermediate_size = positive_int64(f, "intermediate_size", c.intermediate_size);
-  c.layers = positive_int(f, "num_hidden_layers", c.layers);
-  c.heads = positive_int(f, "num_attention_heads", c.heads);
-  c.kv_heads = positive_int(f, "num_key_value_heads", c.kv_heads);
-  c.head_dim = positive_int(f, "head_dim", c.head_dim);
+  c.hidden_size = f.positive_int64("hidden_size", c.hidden_size);
+  c.intermediate_size = f.positive_int64("intermediate_size", c.intermediate_size);
+  c.layers = f.positive_int("num_hidden_layers", c.layers);
+  c.heads = f.positive_int("num_attention_heads", c.heads);
+  c.kv_heads = f.positive_int("num_key_value_heads", c.kv_heads);
+  c.head_dim = f.positive_int("head_dim", c.head_dim);
   if (c.heads % c.kv_heads != 0) f.invalid("num_key_value_heads", "a divisor of num_attention_heads");
   // The 2D RoPE rotates each half of the head (x, then y) by rotate-half pairs.
   if (c.head_dim % 4 != 0) f.invalid("head_dim", "a multiple of 4 (two rotate-half RoPE halves)");
@@ -62,9 +50,9 @@ Gemma4VisionConfig parse_gemma4_vision_config(const JsonFields& f, int64_t text_
   c.rms_norm_eps = static_cast<float>(eps);
   c.activation =
       parse_activation(f, f.has("hidden_activation") ? "hidden_activation" : "hidden_act", "gelu_pytorch_tanh");
-  c.patch_size = positive_int(f, "patch_size", c.patch_size);
-  c.pooling_kernel_size = positive_int(f, "pooling_kernel_size", c.pooling_kernel_size);
-  c.position_embedding_size = positive_int64(f, "position_embedding_size", c.position_embedding_size);
+  c.patch_size = f.positive_int("patch_size", c.patch_size);
+  c.pooling_kernel_size = f.positive_int("pooling_kernel_size", c.pooling_kernel_size);
+  c.position_embedding_size = f.positive_int64("position_embedding_size", c.position_embedding_size);
   c.use_clipped_linears = f.boolean("use_clipped_linears", c.use_clipped_linears);
   c.standardize = f.boolean("standardize", c.standardize);
   c.rope_theta = parse_rope_theta(f, c.rope_theta);
@@ -80,7 +68,7 @@ Gemma4VisionConfig parse_gemma4_vision_config(const weights::Snapshot& snapshot)
   if (!vision) fail(ErrorKind::kInvalidFile, "{}: missing field \"vision_config\" (a Gemma 4 vision tower)", file);
   int64_t text_hidden = kDefaultTextHidden;
   if (const std::optional<JsonFields> text = top.object("text_config")) {
-    text_hidden = positive_int64(*text, "hidden_size", kDefaultTextHidden);
+    text_hidden = text->positive_int64("hidden_size", kDefaultTextHidden);
   }
   return parse_gemma4_vision_config(*vision, text_hidden);
 }

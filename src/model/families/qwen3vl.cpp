@@ -197,15 +197,6 @@ void Qwen3VLModel::add_deepstack(const StepInputs& step, int index, Tensor& x) {
   }
 }
 
-void Qwen3VLModel::check_cache(const KvCache& cache) const {
-  bool ok = cache.layers() == static_cast<int>(info_.kv.size());
-  for (int i = 0; ok && i < cache.layers(); ++i) {
-    ok = cache.layer_shape(i).kv_heads == info_.kv[static_cast<size_t>(i)].kv_heads &&
-         cache.layer_shape(i).head_dim == info_.kv[static_cast<size_t>(i)].head_dim;
-  }
-  if (!ok) fail(ErrorKind::kInternal, "[qwen3vl] the KV cache's layer shapes do not match ModelInfo::kv");
-}
-
 Tensor Qwen3VLModel::forward(const StepInputs& step, KvCache& cache) {
   if (step.batch == nullptr || step.batch->tokens() == 0) fail(ErrorKind::kInternal, "[qwen3vl] empty step");
   const Batch& batch = *step.batch;
@@ -213,7 +204,7 @@ Tensor Qwen3VLModel::forward(const StepInputs& step, KvCache& cache) {
     fail(ErrorKind::kInternal, "[qwen3vl] expects {} position axes, the batch has {}", info_.position_axes,
          batch.position_axes);
   }
-  check_cache(cache);
+  check_cache_layout(cache, info_, "qwen3vl");
   const TextConfig& c = config_.text;
   const int64_t tokens = batch.tokens();
 

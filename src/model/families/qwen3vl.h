@@ -62,7 +62,6 @@ class Qwen3VLModel final : public Model {
   void scatter_images(const StepInputs& step, Tensor& x);
   // x[rows of each image] += deepstack feature `index`.
   void add_deepstack(const StepInputs& step, int index, Tensor& x);
-  void check_cache(const backend::KvCache& cache) const;
 
   backend::Backend& backend_;
   Qwen3VLConfig config_;

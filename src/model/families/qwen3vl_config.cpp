@@ -51,18 +51,6 @@ Variant variant_of(const weights::Snapshot& snapshot) {
   return Variant::kText;
 }
 
-int positive_int(const JsonFields& f, std::string_view key, int64_t fallback) {
-  const int64_t v = f.integer(key, fallback);
-  if (v <= 0 || v > (int64_t{1} << 30)) f.invalid(key, "a positive integer");
-  return static_cast<int>(v);
-}
-
-int64_t positive_int64(const JsonFields& f, std::string_view key, int64_t fallback) {
-  const int64_t v = f.integer(key, fallback);
-  if (v <= 0 || v > (int64_t{1} << 40)) f.invalid(key, "a positive integer");
-  return v;
-}
-
 // mrope_section from rope_parameters (transformers 5) or rope_scaling (older configs).
 std::array<int, 3> parse_mrope_section(const JsonFields& text) {
   for (const char* key : {"rope_parameters", "rope_scaling"}) {
@@ -81,13 +69,13 @@ std::array<int, 3> parse_mrope_section(const JsonFields& text) {
 Qwen3MoeConfig parse_moe(const JsonFields& f, const Defaults& d, Variant v, int layers) {
   Qwen3MoeConfig m;
   // transformers 5 writes num_local_experts (its attribute_map alias of num_experts); Hub configs say num_experts.
-  m.experts = positive_int(f, f.has("num_experts") ? "num_experts" : "num_local_experts", d.experts);
-  m.top_k = positive_int(f, "num_experts_per_tok", d.top_k);
+  m.experts = f.positive_int(f.has("num_experts") ? "num_experts" : "num_local_experts", d.experts);
+  m.top_k = f.positive_int("num_experts_per_tok", d.top_k);
   if (m.top_k > m.experts) f.invalid("num_experts_per_tok", "at most num_experts");
-  m.intermediate_size = positive_int64(f, "moe_intermediate_size", d.moe_intermediate);
+  m.intermediate_size = f.positive_int64("moe_intermediate_size", d.moe_intermediate);
   // Qwen3-VL-MoE's router always renormalises the top-k weights; Qwen3-MoE does when norm_topk_prob is set.
   m.normalize_top_k = v == Variant::kVlMoe ? true : f.boolean("norm_topk_prob", d.normalize_top_k);
-  m.sparse_step = positive_int(f, "decoder_sparse_step", 1);
+  m.sparse_step = f.positive_int("decoder_sparse_step", 1);
   for (int32_t layer : f.integer_list("mlp_only_layers")) {
     if (layer < 0 || layer >= layers) f.invalid("mlp_only_layers", "layer indices below num_hidden_layers");
     m.mlp_only_layers.push_back(layer);
@@ -100,16 +88,16 @@ TextConfig parse_text(const JsonFields& f, const Defaults& d, bool mrope) {
     fail(ErrorKind::kUnsupported, "{}: use_sliding_window is not supported for Qwen3 models", f.where());
   }
   TextConfig t;
-  t.vocab_size = positive_int64(f, "vocab_size", kDefaultVocab);
-  t.hidden_size = positive_int64(f, "hidden_size", d.hidden);
-  t.intermediate_size = positive_int64(f, "intermediate_size", d.intermediate);
-  t.layers = positive_int(f, "num_hidden_layers", d.layers);
-  t.heads = positive_int(f, "num_attention_heads", d.heads);
-  t.kv_heads = positive_int(f, "num_key_value_heads", d.kv_heads == 0 ? t.heads : d.kv_heads);
+  t.vocab_size = f.positive_int64("vocab_size", kDefaultVocab);
+  t.hidden_size = f.positive_int64("hidden_size", d.hidden);
+  t.intermediate_size = f.positive_int64("intermediate_size", d.intermediate);
+  t.layers = f.positive_int("num_hidden_layers", d.layers);
+  t.heads = f.positive_int("num_attention_heads", d.heads);
+  t.kv_heads = f.positive_int("num_key_value_heads", d.kv_heads == 0 ? t.heads : d.kv_heads);
   if (t.heads % t.kv_heads != 0) f.invalid("num_key_value_heads", "a divisor of num_attention_heads");
   const int64_t derived_head_dim = t.hidden_size / t.heads;
-  t.head_dim = positive_int(f, "head_dim", d.head_dim > 0 ? d.head_dim : derived_head_dim);
-  t.max_position_embeddings = positive_int64(f, "max_position_embeddings", d.max_positions);
+  t.head_dim = f.positive_int("head_dim", d.head_dim > 0 ? d.head_dim : derived_head_dim);
+  t.max_position_embeddings = f.positive_int64("max_position_embeddings", d.max_positions);
   t.rms_norm_eps = static_cast<float>(f.number("rms_norm_eps", 1e-6));
   t.norm_weight = backend::NormWeight::kScale;
   t.activation = parse_activation(f, "hidden_act", "silu");
@@ -166,21 +154,21 @@ Qwen3VLConfig parse_qwen3vl_config(const weights::Snapshot& snapshot) {
   c.vision = true;
   const std::optional<JsonFields> vision = top.object("vision_config");
   if (!vision) top.invalid("vision_config", "an object (a vision-language config)");
-  c.spatial_merge_size = positive_int(*vision, "spatial_merge_size", 2);
+  c.spatial_merge_size = vision->positive_int("spatial_merge_size", 2);
   const nlohmann::json* deepstack = vision->find("deepstack_visual_indexes");
   if (deepstack != nullptr && !deepstack->is_array()) vision->invalid("deepstack_visual_indexes", "a list of integers");
   c.deepstack_layers = deepstack != nullptr ? static_cast<int>(deepstack->size()) : 3;
   if (c.deepstack_layers > c.text.layers) {
     vision->invalid("deepstack_visual_indexes", "no more entries than the text model has layers");
   }
-  c.vision_out_hidden = positive_int64(*vision, "out_hidden_size", c.text.hidden_size);
+  c.vision_out_hidden = vision->positive_int64("out_hidden_size", c.text.hidden_size);
   if (c.vision_out_hidden != c.text.hidden_size) {
     vision->invalid("out_hidden_size", "the text hidden_size (" + std::to_string(c.text.hidden_size) + ")");
   }
-  c.image_token_id = static_cast<int32_t>(positive_int64(top, "image_token_id", kDefaultImageToken));
-  c.video_token_id = static_cast<int32_t>(positive_int64(top, "video_token_id", kDefaultVideoToken));
-  c.vision_start_token_id = static_cast<int32_t>(positive_int64(top, "vision_start_token_id", kDefaultVisionStart));
-  c.vision_end_token_id = static_cast<int32_t>(positive_int64(top, "vision_end_token_id", kDefaultVisionEnd));
+  c.image_token_id = static_cast<int32_t>(top.positive_int64("image_token_id", kDefaultImageToken));
+  c.video_token_id = static_cast<int32_t>(top.positive_int64("video_token_id", kDefaultVideoToken));
+  c.vision_start_token_id = static_cast<int32_t>(top.positive_int64("vision_start_token_id", kDefaultVisionStart));
+  c.vision_end_token_id = static_cast<int32_t>(top.positive_int64("vision_end_token_id", kDefaultVisionEnd));
   return c;
 }
 
