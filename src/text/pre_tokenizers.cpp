@@ -137,12 +137,17 @@ class ByteLevel : public PreTokenizer {
         split.push_back(std::move(word));
       }
     }
-    const auto& table = unicode::byte_to_char();
+    const auto& table = unicode::byte_to_char();  // each entry is one or two UTF-8 bytes
+    std::string mapped;
     for (auto& word : split) {
-      std::string mapped;
-      mapped.reserve(word.text.size() * 2);
-      for (const char c : word.text) mapped += table[static_cast<unsigned char>(c)];
-      word.text = std::move(mapped);
+      mapped.resize(word.text.size() * 2);
+      std::size_t n = 0;
+      for (const char c : word.text) {
+        const std::string& to = table[static_cast<unsigned char>(c)];
+        mapped[n++] = to[0];
+        if (to.size() > 1) mapped[n++] = to[1];
+      }
+      word.text.assign(mapped, 0, n);
     }
     words = std::move(split);
   }

@@ -83,10 +83,22 @@ std::string normalize(std::string_view text, Form form) {
       options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
       break;
   }
-  // ASCII is invariant under every form.
+  // ASCII is invariant under every form. Under NFC so is any text whose code points all lie below U+0300 (none of
+  // them decomposes canonically and none is a combining mark that could compose with what precedes it), or in the
+  // CJK Unified Ideographs and Hangul Syllables blocks (no canonical decompositions; a syllable only composes with a
+  // following conjoining jamo, which is outside these ranges).
   bool ascii = true;
   for (const char c : text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
   if (ascii) return std::string(text);
+  if (form == Form::kNfc) {
+    bool stable = true;
+    char32_t cp;
+    for (std::size_t i = 0; stable && i < text.size();) {
+      i += utf8::decode_valid(text, i, cp);
+      stable = cp < 0x300 || (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7A3);
+    }
+    if (stable) return std::string(text);
+  }
   utf8proc_uint8_t* result = nullptr;
   const utf8proc_ssize_t n =
       utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),

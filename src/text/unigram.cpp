@@ -17,6 +17,7 @@
 #include "text/model.h"
 #include "text/tokenizer_file.h"
 #include "text/utf8.h"
+#include "text/word_cache.h"
 
 namespace loom::text {
 namespace {
@@ -65,7 +66,10 @@ class ByteTrie {
     return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(node)) << 8) | byte;
   }
   std::size_t slot(std::uint64_t key) const {
-    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 24) & mask_;
+    key ^= key >> 33;  // a full mix, so that the node and the byte both reach the low bits
+    key *= 0xFF51AFD7ED558CCDull;
+    key ^= key >> 33;
+    return static_cast<std::size_t>(key) & mask_;
   }
   void add_edge(std::int32_t node, unsigned char byte, std::int32_t child) {
     if (2 * (used_ + 1) > slots_.size()) rehash(std::max<std::size_t>(64, slots_.size() * 2));
@@ -109,6 +113,7 @@ class Unigram : public Model {
   bool byte_fallback_ = false;
   std::int32_t byte_ids_[256];
   std::string where_;
+  mutable WordCache cache_;
 };
 
 Unigram::Unigram(TokenizerFile& file, std::string_view what) : where_(fmt::format("{} (Unigram model)", what)) {
@@ -178,7 +183,8 @@ void Unigram::emit_unknown(std::string_view text, std::vector<std::int32_t>& ids
 }
 
 void Unigram::tokenize(std::string_view word, std::vector<std::int32_t>& ids) const {
-  if (word.empty()) return;
+  if (word.empty() || cache_.lookup(word, ids)) return;
+  const std::size_t first = ids.size();
   struct Best {
     double score;
     std::int32_t start;  // -1: not reached yet
@@ -237,6 +243,7 @@ void Unigram::tokenize(std::string_view word, std::vector<std::int32_t>& ids) co
     emit_unknown(word.substr(static_cast<std::size_t>(start), end - static_cast<std::size_t>(start)), ids);
     i = last;
   }
+  cache_.insert(word, ids.data() + first, ids.size() - first);
 }
 
 }  // namespace
