@@ -1,7 +1,8 @@
 // Tokenizer throughput: encode MB/s of the golden corpus (many scripts, code, emoji, whitespace runs) for the Gemma 3
-// and Qwen3 tokenizers, single-threaded, plus decode and load time. Run from the repository root:
+// and Qwen3 tokenizers, single-threaded (warm word cache, and cold on a fresh tokenizer), plus decode and load time.
+// Run from the repository root:
 //   build/release/bench/tokenizer_bench
-// docs/TOKENIZER.md (Performance) says how to time Hugging Face tokenizers on the same text for comparison.
+// bench/compare_tokenizer_speed.py runs it next to Hugging Face tokenizers on the same text.
 
 #include <benchmark/benchmark.h>
 
@@ -55,6 +56,26 @@ void encode_corpus(benchmark::State& state, const std::string& name) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
 }
 
+// The same on a freshly loaded tokenizer, so that every word misses the model's word cache (each pass loads the
+// tokenizer outside the timed region).
+void encode_corpus_cold(benchmark::State& state, const std::string& name) {
+  const auto& lines = corpus();
+  std::size_t bytes = 0;
+  for (const auto& line : lines) bytes += line.size();
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto tok = std::make_unique<loom::text::Tokenizer>(loom::text::Tokenizer::load(model_dir(name)));
+    state.ResumeTiming();
+    std::size_t ids = 0;
+    for (const auto& line : lines) ids += tok->encode(line, false).size();
+    benchmark::DoNotOptimize(ids);
+    state.PauseTiming();
+    tok.reset();
+    state.ResumeTiming();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+}
+
 // One long document (the corpus joined by newlines): no per-call overhead, long words for Gemma.
 void encode_document(benchmark::State& state, const std::string& name) {
   const auto& tok = tokenizer(name);
@@ -84,6 +105,8 @@ void load(benchmark::State& state, const std::string& name) {
 
 BENCHMARK_CAPTURE(encode_corpus, gemma3, std::string("gemma3"))->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(encode_corpus, qwen3, std::string("qwen3"))->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(encode_corpus_cold, gemma3, std::string("gemma3"))->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(encode_corpus_cold, qwen3, std::string("qwen3"))->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK_CAPTURE(encode_document, gemma3, std::string("gemma3"))->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(encode_document, qwen3, std::string("qwen3"))->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(decode_corpus, gemma3, std::string("gemma3"))->Unit(benchmark::kMillisecond);

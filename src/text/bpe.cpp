@@ -4,7 +4,6 @@
 // hostile inputs (one 1 MB word) stay fast; results for short words are cached.
 
 #include <cstring>
-#include <mutex>
 #include <queue>
 
 #include "core/error.h"
@@ -12,6 +11,7 @@
 #include "text/model.h"
 #include "text/tokenizer_file.h"
 #include "text/utf8.h"
+#include "text/word_cache.h"
 
 namespace loom::text {
 namespace {
@@ -55,8 +55,15 @@ class MergeTable {
   static std::uint64_t pack(std::int32_t left, std::int32_t right) {
     return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(left)) << 32) | static_cast<std::uint32_t>(right);
   }
+  // Both ids must reach the low bits that select the slot: a plain multiply leaves them depending on the right id
+  // and a few bits of the left one, so pairs sharing a right id clustered into long probe runs.
   std::size_t slot(std::uint64_t key) const {
-    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 20) & mask_;
+    key ^= key >> 33;
+    key *= 0xFF51AFD7ED558CCDull;
+    key ^= key >> 33;
+    key *= 0xC4CEB9FE1A85EC53ull;
+    key ^= key >> 33;
+    return static_cast<std::size_t>(key) & mask_;
   }
 
   std::vector<Entry> slots_;
@@ -79,9 +86,6 @@ class Bpe : public Model {
   std::optional<std::int32_t> char_id(std::string_view word, std::size_t begin, std::size_t end, char32_t cp) const;
   void merge(std::vector<Symbol>& symbols) const;
 
-  static constexpr std::size_t kMaxCachedWordBytes = 64;
-  static constexpr std::size_t kMaxCacheEntries = 200000;
-
   Vocab vocab_;
   MergeTable merges_;
   std::vector<std::int32_t> char_ids_;  // code point -> id of the single-character token, -1 when absent
@@ -93,8 +97,7 @@ class Bpe : public Model {
   std::string prefix_;  // continuing_subword_prefix
   std::string suffix_;  // end_of_word_suffix
 
-  mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<std::int32_t>> cache_;
+  mutable WordCache cache_;
 };
 
 Bpe::Bpe(TokenizerFile& file, std::string_view what) {
@@ -248,26 +251,14 @@ void Bpe::tokenize(std::string_view word, std::vector<std::int32_t>& ids) const 
       return;
     }
   }
-  const bool cacheable = word.size() <= kMaxCachedWordBytes;
-  if (cacheable) {
-    std::lock_guard lock(cache_mutex_);
-    if (const auto it = cache_.find(std::string(word)); it != cache_.end()) {
-      ids.insert(ids.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
+  if (cache_.lookup(word, ids)) return;
   thread_local std::vector<Symbol> symbols;
   symbols.clear();
   initial_symbols(word, symbols);
   if (symbols.size() > 1) merge(symbols);
   const std::size_t first = ids.size();
   for (std::int32_t pos = symbols.empty() ? -1 : 0; pos >= 0; pos = symbols[pos].next) ids.push_back(symbols[pos].id);
-  if (cacheable) {
-    std::lock_guard lock(cache_mutex_);
-    if (cache_.size() < kMaxCacheEntries) {
-      cache_.emplace(std::string(word), std::vector<std::int32_t>(ids.begin() + first, ids.end()));
-    }
-  }
+  cache_.insert(word, ids.data() + first, ids.size() - first);
 }
 
 }  // namespace

@@ -77,7 +77,8 @@ std::unique_ptr<Model> make_model(TokenizerFile& file, std::string_view what) {
   const std::string type = string_or(model, "type", file.has_merges ? "BPE" : "", what);
   if (type == "BPE") return make_bpe_model(file, what);
   if (type == "WordPiece") return make_wordpiece_model(file, what);
-  fail(ErrorKind::kUnsupported, "{}: model type \"{}\" is not supported (BPE and WordPiece are)", what, type);
+  if (type == "Unigram") return make_unigram_model(file, what);
+  fail(ErrorKind::kUnsupported, "{}: model type \"{}\" is not supported (BPE, WordPiece and Unigram are)", what, type);
 }
 
 }  // namespace loom::text

@@ -1,6 +1,6 @@
 #pragma once
 // The "model" section of tokenizer.json: turns one pre-tokenized word into ids. BPE (byte-level and SentencePiece
-// style with byte fallback) and WordPiece are implemented.
+// style with byte fallback), WordPiece and Unigram are implemented.
 
 #include <cstdint>
 #include <memory>
@@ -54,5 +54,6 @@ std::unique_ptr<Model> make_model(TokenizerFile& file, std::string_view what);
 
 std::unique_ptr<Model> make_bpe_model(TokenizerFile& file, std::string_view what);
 std::unique_ptr<Model> make_wordpiece_model(TokenizerFile& file, std::string_view what);
+std::unique_ptr<Model> make_unigram_model(TokenizerFile& file, std::string_view what);
 
 }  // namespace loom::text

@@ -1,6 +1,7 @@
 #include "text/pre_tokenizers.h"
 
 #include <algorithm>
+#include <array>
 
 #include "core/error.h"
 #include "text/json_fields.h"
@@ -17,7 +18,10 @@ void split_word(const PreToken& word, const std::vector<std::pair<std::size_t, s
     std::size_t begin, end;
     bool delimiter;
   };
-  std::vector<Piece> pieces;
+  // Reused buffers: this runs once per word and per step, and allocating them each time was a visible cost.
+  thread_local std::vector<Piece> pieces, merged;
+  pieces.clear();
+  merged.clear();
   std::size_t prev = 0;
   for (const auto& [begin, end] : matches) {
     if (begin > prev) pieces.push_back({prev, begin, invert});
@@ -26,7 +30,6 @@ void split_word(const PreToken& word, const std::vector<std::pair<std::size_t, s
   }
   if (prev < word.text.size()) pieces.push_back({prev, word.text.size(), invert});
 
-  std::vector<Piece> merged;
   bool previous_delimiter = false;
   switch (behavior) {
     case SplitBehavior::kRemoved:
@@ -137,12 +140,27 @@ class ByteLevel : public PreTokenizer {
         split.push_back(std::move(word));
       }
     }
-    const auto& table = unicode::byte_to_char();
+    // Each byte maps to a character of one or two UTF-8 bytes; a flat copy of the table keeps the loop tight.
+    static const auto table = [] {
+      std::array<std::array<char, 3>, 256> flat{};  // two bytes and the length
+      const auto& chars = unicode::byte_to_char();
+      for (std::size_t b = 0; b < 256; ++b) {
+        flat[b][2] = static_cast<char>(chars[b].size());
+        for (std::size_t k = 0; k < chars[b].size() && k < 2; ++k) flat[b][k] = chars[b][k];
+      }
+      return flat;
+    }();
+    thread_local std::string mapped;
     for (auto& word : split) {
-      std::string mapped;
-      mapped.reserve(word.text.size() * 2);
-      for (const char c : word.text) mapped += table[static_cast<unsigned char>(c)];
-      word.text = std::move(mapped);
+      mapped.resize(word.text.size() * 2 + 1);  // + 1: a one-byte character still writes two
+      char* out = mapped.data();
+      for (const char c : word.text) {
+        const auto& to = table[static_cast<unsigned char>(c)];
+        out[0] = to[0];
+        out[1] = to[1];
+        out += to[2];
+      }
+      word.text.assign(mapped.data(), static_cast<std::size_t>(out - mapped.data()));
     }
     words = std::move(split);
   }

@@ -66,8 +66,38 @@ bool is_mark(char32_t cp) {
   return c == UTF8PROC_CATEGORY_MN || c == UTF8PROC_CATEGORY_MC || c == UTF8PROC_CATEGORY_ME;
 }
 
+namespace {
+
+// Appends the normalisation of `segment` (valid UTF-8) to `out`.
+void normalize_segment(std::string_view segment, Form form, int options, std::string& out) {
+  // Under NFC a segment whose code points all lie below U+0300 is unchanged (none of them decomposes canonically
+  // and none is a combining mark that could compose with what precedes it), and so is one in the CJK Unified
+  // Ideographs and Hangul Syllables blocks (no canonical decompositions; a syllable only composes with a following
+  // conjoining jamo, which is outside these ranges).
+  if (form == Form::kNfc) {
+    bool stable = true;
+    char32_t cp;
+    for (std::size_t i = 0; stable && i < segment.size();) {
+      i += utf8::decode_valid(segment, i, cp);
+      stable = cp < 0x300 || (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7A3);
+    }
+    if (stable) {
+      out.append(segment);
+      return;
+    }
+  }
+  utf8proc_uint8_t* result = nullptr;
+  const utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(segment.data()),
+                   static_cast<utf8proc_ssize_t>(segment.size()), &result, static_cast<utf8proc_option_t>(options));
+  std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(result, &std::free);
+  if (n < 0) fail(ErrorKind::kInvalidRequest, "Unicode normalisation failed: {}", utf8proc_errmsg(n));
+  out.append(reinterpret_cast<const char*>(result), static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
 std::string normalize(std::string_view text, Form form) {
-  if (text.empty()) return {};
   int options = UTF8PROC_STABLE;
   switch (form) {
     case Form::kNfc:
@@ -83,17 +113,25 @@ std::string normalize(std::string_view text, Form form) {
       options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
       break;
   }
-  // ASCII is invariant under every form.
-  bool ascii = true;
-  for (const char c : text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
-  if (ascii) return std::string(text);
-  utf8proc_uint8_t* result = nullptr;
-  const utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
-                   &result, static_cast<utf8proc_option_t>(options));
-  std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(result, &std::free);
-  if (n < 0) fail(ErrorKind::kInvalidRequest, "Unicode normalisation failed: {}", utf8proc_errmsg(n));
-  return std::string(reinterpret_cast<const char*>(result), static_cast<std::size_t>(n));
+  // Every form leaves an ASCII character as it is, and an ASCII character never reorders with or composes onto what
+  // precedes it (it is a starter and never the second half of a composition). So the text can be cut before each
+  // ASCII character and the pieces normalised one by one: single ASCII characters are copied, and only the pieces
+  // that hold non-ASCII text (with the ASCII character in front, which may take a following combining mark) go
+  // through utf8proc.
+  std::string out;
+  out.reserve(text.size());
+  const auto ascii = [&](std::size_t i) { return static_cast<unsigned char>(text[i]) < 0x80; };
+  for (std::size_t pos = 0; pos < text.size();) {
+    std::size_t end = pos + 1;
+    while (end < text.size() && !ascii(end)) ++end;
+    if (end == pos + 1 && ascii(pos)) {
+      out.push_back(text[pos]);
+    } else {
+      normalize_segment(text.substr(pos, end - pos), form, options, out);
+    }
+    pos = end;
+  }
+  return out;
 }
 
 std::string lowercase(std::string_view text) {

@@ -128,7 +128,7 @@ TEST(Loader, MalformedFilesNameTheProblem) {
   EXPECT_EQ(kind_of(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}})"), ErrorKind::kInvalidFile);
   EXPECT_EQ(kind_of(R"({"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})"), ErrorKind::kInvalidFile);
   EXPECT_EQ(kind_of(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}})"), ErrorKind::kInvalidFile);
-  EXPECT_EQ(kind_of(R"({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}})"), ErrorKind::kUnsupported);
+  EXPECT_EQ(kind_of(R"({"model": {"type": "WordLevel", "vocab": {"a": 0}}})"), ErrorKind::kUnsupported);
   EXPECT_EQ(kind_of(R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "normalizer": {"type": "Precompiled"}})"),
             ErrorKind::kUnsupported);
   EXPECT_EQ(kind_of(R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer":
