@@ -12,7 +12,7 @@ What it does:
       names (Gemma3ForConditionalGeneration, Gemma3ForCausalLM, Gemma4ForConditionalGeneration; else
       AutoModelForCausalLM) in bfloat16 on cuda with sdpa attention; builds a static random prompt of --prompt-tokens
       ids (fixed seed, no tokenizer); after --warmup untimed runs, times generate() greedily for 1 token (time to
-      first token: the prefill) and for --gen-tokens tokens (eos disabled so every run makes exactly that many), with
+      first token: the prefill) and for --gen-tokens tokens (min_new_tokens = max_new_tokens, so every run makes exactly that many), with
       torch.cuda.synchronize() around each; decode tokens/s = (gen − 1) / (T(gen) − T(1)), best of --repeats.
   (b) loom: frees the GPU, then runs `loom bench --model LOOM_MODEL --device cuda --json` with the same prompt and
       generation lengths and reads its report (Model::forward decode, engine decode, TTFT, roofline, prefill sweep).
@@ -83,7 +83,7 @@ def time_transformers(args, config):
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(input_ids=ids, attention_mask=attention, max_new_tokens=new_tokens,
-                                 min_new_tokens=new_tokens, do_sample=False, eos_token_id=None, pad_token_id=0)
+                                 min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
         torch.cuda.synchronize()
         elapsed = time.perf_counter() - t0
         assert out.shape[1] == ids.shape[1] + new_tokens, out.shape

@@ -15,6 +15,7 @@
 #include "backend/cpu/machine_probe.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "engine/bench_images.h"
 #include "engine/engine.h"
 #include "model/registry.h"
 
@@ -79,73 +80,6 @@ backend::Batch single_sequence(std::span<const int32_t> ids, int64_t kv_start, c
     for (int64_t i = 0; i < tokens; ++i) batch.positions.push_back(static_cast<int32_t>(kv_start + i));
   }
   return batch;
-}
-
-struct ImageLayout {
-  int32_t boi = -1, eoi = -1;
-  int64_t soft_tokens = 0;
-  // Gemma 3: one 1-crop image of image_size² ([1, 3, S, S]). Gemma 4: patches of patch_size² pixels (3·p² values
-  // each) on a grid_w × grid_h grid, with their (x, y) positions.
-  bool patches = false;
-  int64_t image_size = 0;
-  int64_t patch_elements = 0, grid_w = 0, grid_h = 0;
-};
-
-// Gemma 4's default budget (processing_gemma4.py image_seq_length): 280 soft tokens, 3×3 patches each. A 20 × 14 grid
-// of soft tokens is what the processor makes of a 960 × 672 image (60 × 42 patches of 16 px, no padding).
-constexpr int64_t kGemma4SoftW = 20, kGemma4SoftH = 14;
-
-// The image placeholders of the model's family: <boi> image-token × soft tokens <eoi>.
-ImageLayout image_layout(const weights::Snapshot& snapshot, const model::ModelInfo& info) {
-  const nlohmann::json& config = snapshot.config();
-  const nlohmann::json* vision = snapshot.vision_config();
-  ImageLayout layout;
-  if (info.image_token_id >= 0 && vision != nullptr && info.architecture == "Gemma3ForConditionalGeneration") {
-    layout.image_size = vision->value("image_size", int64_t{224});
-    layout.soft_tokens = config.value("mm_tokens_per_image", int64_t{256});
-    layout.boi = config.value("boi_token_index", 255999);
-    layout.eoi = config.value("eoi_token_index", 256000);
-    return layout;
-  }
-  if (info.image_token_id >= 0 && vision != nullptr && info.architecture == "Gemma4ForConditionalGeneration") {
-    const int64_t patch = vision->value("patch_size", int64_t{16});
-    const int64_t pool = vision->value("pooling_kernel_size", int64_t{3});
-    layout.patches = true;
-    layout.patch_elements = 3 * patch * patch;
-    layout.grid_w = kGemma4SoftW * pool;
-    layout.grid_h = kGemma4SoftH * pool;
-    layout.soft_tokens = kGemma4SoftW * kGemma4SoftH;
-    layout.boi = config.value("boi_token_id", 255999);
-    layout.eoi = config.value("eoi_token_id", 258882);
-    return layout;
-  }
-  fail(ErrorKind::kInvalidRequest, "--images needs a Gemma 3 or Gemma 4 vision model; {} takes no images",
-       info.architecture);
-}
-
-// Random pixels in the layout the family's preprocessor produces: Gemma 3 normalised to [-1, 1], Gemma 4 in [0, 1].
-model::ImagePixels synthetic_pixels(const ImageLayout& layout, std::mt19937_64& random) {
-  model::ImagePixels pixels;
-  pixels.soft_tokens = layout.soft_tokens;
-  if (!layout.patches) {
-    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-    pixels.pixel_values = Tensor::zeros(DType::kF32, {1, 3, layout.image_size, layout.image_size});
-    for (float& p : pixels.pixel_values.span<float>()) p = value(random);
-    return pixels;
-  }
-  std::uniform_real_distribution<float> value(0.0f, 1.0f);
-  const int64_t count = layout.grid_w * layout.grid_h;
-  pixels.pixel_values = Tensor::zeros(DType::kF32, {count, layout.patch_elements});
-  for (float& p : pixels.pixel_values.span<float>()) p = value(random);
-  pixels.position_ids = Tensor::zeros(DType::kI64, {count, 2});
-  int64_t* pos = pixels.position_ids.data_as<int64_t>();
-  for (int64_t y = 0; y < layout.grid_h; ++y) {
-    for (int64_t x = 0; x < layout.grid_w; ++x) {
-      pos[2 * (y * layout.grid_w + x)] = x;
-      pos[2 * (y * layout.grid_w + x) + 1] = y;
-    }
-  }
-  return pixels;
 }
 
 // One prefill of `ids` (a fresh cache) followed by `gen` greedy decode steps; returns the step times in ms (prefill
@@ -310,8 +244,8 @@ BenchReport run_bench(const weights::Snapshot& snapshot, const std::string& form
     report.device_free_after_load_bytes = probe->memory().free_bytes;
   }
 
-  std::optional<ImageLayout> layout;
-  if (options.images > 0) layout = image_layout(snapshot, info);
+  std::optional<BenchImageLayout> layout;
+  if (options.images > 0) layout = bench_image_layout(snapshot, info);
   report.image_tokens = layout ? options.images * (layout->soft_tokens + 2) : 0;
   const int64_t engine_prompt = options.prompt_tokens + report.image_tokens;
   if (engine_prompt + options.gen_tokens > info.context_length) {
@@ -413,7 +347,7 @@ BenchReport run_bench(const weights::Snapshot& snapshot, const std::string& form
       image.length = layout->soft_tokens;
       image.index = i;
       image.bidirectional = info.bidirectional_images;
-      image.pixels = synthetic_pixels(*layout, random);
+      image.pixels = bench_image_pixels(*layout, random);
       request.prompt.insert(request.prompt.end(), static_cast<size_t>(layout->soft_tokens), info.image_token_id);
       request.prompt.push_back(layout->eoi);
       request.images.push_back(std::move(image));

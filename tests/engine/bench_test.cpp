@@ -48,7 +48,7 @@ void expect_positive(const nlohmann::json& j, const char* key) {
 
 TEST_P(BenchCommand, ReportsFiniteFiguresAndTheWeightBytesDecodeReads) {
   const Case& c = GetParam();
-  const auto run = run_loom(std::string("bench --synthetic tiny --format ") + c.format +
+  const auto run = run_loom(std::string("bench --synthetic tiny --device cpu --format ") + c.format +
                             " --prompt-tokens 12 --gen-tokens 4 --repeats 1 --json");
   ASSERT_EQ(run.status, 0) << run.err;
   const auto j = nlohmann::json::parse(run.out);
@@ -90,7 +90,8 @@ INSTANTIATE_TEST_SUITE_P(Formats, BenchCommand,
                          });
 
 TEST(BenchCommandImages, ImagesGoThroughTheVisionTowerIntoTheEnginePrompt) {
-  const auto run = run_loom("bench --synthetic tiny --format bf16 --prompt-tokens 8 --gen-tokens 2 --images 2 --json");
+  const auto run =
+      run_loom("bench --synthetic tiny --device cpu --format bf16 --prompt-tokens 8 --gen-tokens 2 --images 2 --json");
   ASSERT_EQ(run.status, 0) << run.err;
   const auto j = nlohmann::json::parse(run.out);
   EXPECT_EQ(j["images"], 2);
@@ -166,7 +167,7 @@ TEST(BenchCommandDevice, SaveWritesASnapshotThatInfoAndBenchRead) {
   ASSERT_EQ(run.status, 0) << run.err;
   EXPECT_TRUE(std::filesystem::exists(dir / "config.json"));
   EXPECT_TRUE(std::filesystem::exists(dir / "model.safetensors"));
-  run = run_loom("info " + quoted(dir));
+  run = run_loom("info --model " + quoted(dir));
   EXPECT_EQ(run.status, 0) << run.err;
   run = run_loom("bench --model " + quoted(dir) + " --device cpu --prompt-tokens 6 --gen-tokens 2 --repeats 1 --json");
   ASSERT_EQ(run.status, 0) << run.err;
