@@ -142,7 +142,7 @@ def main():
         note = "the same bf16 snapshot on both sides"
     else:
         note = f"transformers runs {args.model} (bf16); loom runs {loom_model} ({fmt}), built from the same preset and seed"
-    if fmt != "bf16":
+    if fmt.lower() != "bf16":
         note += f"; transformers has no kernel for {fmt}, so it runs these weights in bf16"
     report = {
         "model": args.model,
