@@ -72,7 +72,10 @@ def time_transformers(args, config):
     architecture = config["architectures"][0]
     cls = model_class(transformers, architecture)
     start = time.perf_counter()
-    model = cls.from_pretrained(args.model, dtype=torch.bfloat16, attn_implementation="sdpa", device_map="cuda")
+    try:
+        model = cls.from_pretrained(args.model, dtype=torch.bfloat16, attn_implementation="sdpa", device_map="cuda")
+    except (ImportError, ValueError):  # device_map needs accelerate: load on the host, then move
+        model = cls.from_pretrained(args.model, dtype=torch.bfloat16, attn_implementation="sdpa").to("cuda")
     model.eval()
     load_s = time.perf_counter() - start
     ids = prompt_ids(torch, config, args.prompt_tokens, args.seed).to("cuda")
