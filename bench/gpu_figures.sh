@@ -9,7 +9,8 @@
 #                 896 px image: OUT_DIR/bench_<preset>_<format>.json
 #   gemma4        gemma4-e4b and gemma4-31b in bf16 and affine-4 with one 280-soft-token image
 #   transformers  bench/compare_transformers.py on gemma3-4b (bf16; affine-4 vs bf16) and gemma4-e4b (bf16):
-#                 OUT_DIR/compare_<name>.json (snapshots are written to OUT_DIR/snapshots and removed afterwards)
+#                 OUT_DIR/compare_<name>.json (snapshots are written to OUT_DIR/snapshots and removed afterwards);
+#                 the groups transformers-gemma3 and transformers-gemma4 run its two halves
 # A failing command is logged to OUT_DIR/<name>.err and the run goes on with the next one.
 set -u
 LOOM=${1:?usage: bench/gpu_figures.sh LOOM_BINARY OUT_DIR [GROUP...]}
@@ -64,18 +65,24 @@ for group in $GROUPS_TO_RUN; do
       done
       ;;
     transformers)
+      sh "$HERE/gpu_figures.sh" "$LOOM" "$OUT" transformers-gemma3 transformers-gemma4
+      ;;
+    transformers-gemma3)
       snapshots=$OUT/snapshots
       save gemma3-4b bf16 "$snapshots/gemma3-4b-bf16"
       compare compare_gemma3-4b_bf16 "$snapshots/gemma3-4b-bf16" "$snapshots/gemma3-4b-bf16"
       save gemma3-4b affine-4 "$snapshots/gemma3-4b-affine-4"
       compare compare_gemma3-4b_affine-4 "$snapshots/gemma3-4b-bf16" "$snapshots/gemma3-4b-affine-4"
       rm -rf "$snapshots"
+      ;;
+    transformers-gemma4)
+      snapshots=$OUT/snapshots
       save gemma4-e4b bf16 "$snapshots/gemma4-e4b-bf16"
       compare compare_gemma4-e4b_bf16 "$snapshots/gemma4-e4b-bf16" "$snapshots/gemma4-e4b-bf16"
       rm -rf "$snapshots"
       ;;
     *)
-      echo "unknown group '$group' (tests, gemma3, gemma4, transformers)" >&2
+      echo "unknown group '$group' (tests, gemma3, gemma4, transformers, transformers-gemma3, transformers-gemma4)" >&2
       exit 2
       ;;
   esac
