@@ -101,7 +101,7 @@ struct BenchReport {
   int64_t stream_buffer_bytes = 0;
   double stream_read_bytes_per_s = 0;
   double stream_copy_bytes_per_s = 0;
-  double decode_bandwidth_ratio = 0;  // decode_bytes_per_s / stream_read_bytes_per_s
+  double decode_bandwidth_ratio = 0;  // decode_bytes_per_s / stream_read_bytes_per_s (GPU: decode_roofline_ratio)
   double sgemm_flops_per_s = 0;       // [prompt_tokens × hidden] · [hidden × intermediate]
   double prefill_efficiency = 0;      // prefill_flops_per_s / sgemm_flops_per_s
 
