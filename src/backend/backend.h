@@ -15,10 +15,12 @@
 // needs (logits) with to_host(). On the CPU backend all of these are host memory and upload/to_host copy nothing.
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 
 #include "backend/batch.h"
+#include "backend/device_probe.h"
 #include "backend/kv_cache.h"
 #include "backend/ops.h"
 #include "backend/rope_table.h"
@@ -44,6 +46,9 @@ class Backend {
   virtual Tensor to_host(const Tensor& t) = 0;
   // dst's bytes = src's bytes; each may be in host or this backend's memory; same dtype and element count.
   virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  // Free and total memory of the device this backend allocates on; nullopt for host memory (the engine then sizes
+  // the KV cache by token count alone).
+  virtual std::optional<DeviceMemoryInfo> memory_info() const { return std::nullopt; }
 
   // out[t, :] = table[ids[t], :] · scale.  table: Weight [vocab, hidden]; out [T, hidden]. An id outside the table
   // throws kInvalidRequest.

@@ -1,6 +1,8 @@
-// `loom bench`: prefill and decode throughput of a model on this machine, next to the machine's own memory bandwidth
-// and sgemm throughput measured in the same run (src/engine/bench.h). The model comes from a snapshot folder or is
-// built in memory with random weights (--synthetic PRESET --format FMT), so no download is needed.
+// `loom bench`: prefill and decode throughput of a model on this machine (the GPU when present, as `loom run`), next to
+// the machine's own figures measured in the same run (src/engine/bench.h): memory bandwidth and sgemm on the CPU; the
+// device copy bandwidth (roofline), the cuBLAS bf16 GEMM time of the same matmuls and device memory on a GPU. The
+// model comes from a snapshot folder or is built in memory with random weights (--synthetic PRESET --format FMT), so
+// no download is needed; --save DIR writes that synthetic snapshot to a folder instead of measuring it.
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -8,7 +10,11 @@
 #include <iostream>
 #include <optional>
 
+#ifdef LOOM_HAS_CUDA
+#include "backend/cuda/device_probe.h"
+#endif
 #include "cli/commands.h"
+#include "cli/device_choice.h"
 #include "core/error.h"
 #include "engine/bench.h"
 #include "model/synthetic.h"
@@ -23,7 +29,25 @@ struct BenchCommandOptions {
   std::string format = "bf16";
   engine::BenchOptions bench;
   bool json = false;
+  std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
+  std::vector<int64_t> prefill_tokens;
+  bool prefill_tokens_given = false;
+  std::string save;
 };
+
+// Prefill lengths measured against the GEMM ideal when --prefill-tokens is not given: 512 and 4096 on a GPU (those
+// within the model's context), none on the CPU.
+std::vector<int64_t> default_prefill_lengths(const backend::Backend& backend, const weights::Snapshot& snapshot) {
+  if (backend.device().kind == DeviceKind::kCpu) return {};
+  const nlohmann::json& config = snapshot.config();
+  const nlohmann::json& text = config.contains("text_config") ? config["text_config"] : config;
+  const int64_t context = text.value("max_position_embeddings", int64_t{131072});
+  std::vector<int64_t> lengths;
+  for (const int64_t length : {int64_t{512}, int64_t{4096}}) {
+    if (length < context) lengths.push_back(length);
+  }
+  return lengths;
+}
 
 void print_table(const engine::BenchReport& r) {
   const auto gb = [](double bytes) { return bytes / 1e9; };
@@ -47,6 +71,22 @@ void print_table(const engine::BenchReport& r) {
         "ratios       decode / memory read {:.2f}, prefill / sgemm {:.2f} (sgemm {:.1f} GFLOP/s)\n",
         r.decode_bandwidth_ratio, r.prefill_efficiency, r.sgemm_flops_per_s / 1e9);
   }
+  for (const engine::PrefillPoint& p : r.prefill_sweep) {
+    std::cout << fmt::format("prefill {:<5}{:.1f} ms, {:.1f} tokens/s; {} {:.1f} ms: efficiency {:.3f}\n", p.tokens,
+                             p.ms, p.tokens_per_s, r.gemm_name, p.ideal_ms, p.efficiency);
+  }
+  if (r.copy_bytes_per_s > 0) {
+    std::cout << fmt::format("device       {} ({} MiB copy: {:.1f} GB/s read + written)\n", r.device_name,
+                             r.copy_buffer_bytes >> 20, gb(r.copy_bytes_per_s));
+    std::cout << fmt::format("roofline     decode / copy bandwidth {:.3f}, overhead {:.3f} ms per step\n",
+                             r.decode_roofline_ratio, r.decode_overhead_ms);
+    std::cout << fmt::format(
+        "memory       weights {:.3f} GB, peak {:.3f} GB before the KV cache, {:.3f} GB with it ({} tokens, {:.3f} GB)"
+        " of {:.3f} GB\n",
+        gb(static_cast<double>(r.weights_device_bytes)), gb(static_cast<double>(r.peak_device_bytes_before_kv)),
+        gb(static_cast<double>(r.peak_device_bytes)), r.kv_cache_tokens, gb(static_cast<double>(r.kv_cache_bytes)),
+        gb(static_cast<double>(r.device_total_bytes)));
+  }
   std::cout << fmt::format("peak RSS     {:.3f} GB{}\n", gb(r.peak_rss_bytes),
                            r.logits_finite ? "" : "  (non-finite logits!)");
 }
@@ -67,7 +107,24 @@ void bench(const BenchCommandOptions& options) {
     snapshot.emplace(weights::Snapshot::open(options.model));
     format = engine::snapshot_format_name(*snapshot);
   }
-  const engine::BenchReport report = engine::run_bench(*snapshot, format, options.bench);
+  if (!options.save.empty()) {
+    if (options.synthetic.empty()) fail(ErrorKind::kInvalidRequest, "--save needs --synthetic PRESET");
+    model::save_snapshot(*snapshot, options.save);
+    std::cout << options.save << '\n';
+    return;
+  }
+  // Declared before the model run_bench loads on it, so that it outlives the model.
+  const std::unique_ptr<backend::Backend> backend = make_backend(options.device);
+  std::unique_ptr<backend::DeviceProbe> probe;
+#ifdef LOOM_HAS_CUDA
+  if (backend->device().kind == DeviceKind::kCuda) probe = backend::cuda::make_device_probe(backend->device().index);
+#endif
+  engine::BenchOptions bench = options.bench;
+  bench.backend = backend.get();
+  bench.device_probe = probe.get();
+  bench.prefill_lengths =
+      options.prefill_tokens_given ? options.prefill_tokens : default_prefill_lengths(*backend, *snapshot);
+  const engine::BenchReport report = engine::run_bench(*snapshot, format, bench);
   if (options.json) {
     std::cout << engine::bench_report_json(report).dump(2) << '\n';
   } else {
@@ -84,7 +141,7 @@ void register_bench_command(CLI::App& app) {
   auto* model = command->add_option("--model", options->model, "snapshot folder")->check(CLI::ExistingDirectory);
   auto* synthetic = command->add_option("--synthetic", options->synthetic,
                                         "build random weights in memory for a preset: gemma3-270m, gemma3-1b, "
-                                        "gemma3-4b, gemma3-12b or tiny");
+                                        "gemma3-4b, gemma3-12b, gemma4-e4b, gemma4-31b or tiny");
   model->excludes(synthetic);
   command
       ->add_option("--format", options->format,
@@ -99,8 +156,25 @@ void register_bench_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--repeats", options->bench.probe_repeats, "passes of the bandwidth and sgemm probes (best)")
       ->capture_default_str();
+  command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
+      ->check(CLI::IsMember({"cuda", "cpu"}));
+  command
+      ->add_option("--gpu-memory-fraction", options->bench.gpu_memory_fraction,
+                   "the engine's KV cache on a GPU takes this fraction of the device memory free after loading")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  command
+      ->add_option("--prefill-tokens", options->prefill_tokens,
+                   "prefill lengths timed against the GEMM ideal (default: 512 and 4096 on a GPU, none on the CPU)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  command->add_option("--save", options->save, "write the --synthetic snapshot to this new folder and exit")
+      ->needs(synthetic);
   command->add_flag("--json", options->json, "print one JSON document");
-  command->callback([options] { bench(*options); });
+  command->callback([options, command] {
+    options->prefill_tokens_given = command->count("--prefill-tokens") > 0;
+    bench(*options);
+  });
 }
 
 }  // namespace loom::cli

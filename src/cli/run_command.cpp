@@ -39,6 +39,8 @@ struct RunOptions {
   std::optional<int> top_logprobs;
   std::string output = "text";
   int64_t kv_tokens = 8192;
+  bool kv_tokens_given = false;      // else a GPU sizes the cache from gpu_memory_fraction
+  double gpu_memory_fraction = 0.9;  // of the device memory free once the weights are loaded
   int image_max_tokens = 0;
   std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
 };
@@ -116,7 +118,9 @@ void run(const RunOptions& options) {
   auto prompt_ids = builder.build(prompt::parse_chat_request(body), build);
   const std::vector<int32_t> prompt_tokens = prompt_ids.ids;
 
-  engine::Engine engine(std::move(model), builder.shared_tokenizer(), {.kv_tokens = options.kv_tokens});
+  engine::Engine engine(std::move(model), builder.shared_tokenizer(),
+                        {.kv_tokens = options.kv_tokens,
+                         .gpu_memory_fraction = options.kv_tokens_given ? 0.0 : options.gpu_memory_fraction});
   const auto start = Clock::now();
   auto stream = engine.submit(engine_request(body, std::move(prompt_ids), info));
 
@@ -187,10 +191,20 @@ void register_run_command(CLI::App& app) {
       ->add_option("--image-max-tokens", options->image_max_tokens,
                    "Gemma 4 soft tokens per image when the request names none (default: the model's config)")
       ->check(CLI::IsMember({70, 140, 280, 560, 1120}));
-  command->add_option("--kv-tokens", options->kv_tokens, "KV cache capacity in tokens")->capture_default_str();
+  command
+      ->add_option("--kv-tokens", options->kv_tokens, "KV cache capacity in tokens (on a GPU: instead of the fraction)")
+      ->capture_default_str();
+  command
+      ->add_option("--gpu-memory-fraction", options->gpu_memory_fraction,
+                   "on a GPU, the KV cache takes this fraction of the memory free after loading (CPU: ignored)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
-  command->callback([options] { run(*options); });
+  command->callback([options, command] {
+    options->kv_tokens_given = command->count("--kv-tokens") > 0;
+    run(*options);
+  });
 }
 
 }  // namespace loom::cli

@@ -35,7 +35,9 @@ struct ServeOptions {
   int image_max_tokens = 0;
   int64_t ctx = 0;
   int64_t kv_tokens = 16384;
-  std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
+  bool kv_tokens_given = false;      // else a GPU sizes each cache from gpu_memory_fraction
+  double gpu_memory_fraction = 0.9;  // of the device memory free once the model's weights are loaded
+  std::string device;                // "cuda", "cpu" or empty: cuda when a GPU is present
   std::string media_dir;
   bool allow_remote_media = false;
   std::vector<std::string> remote_media_hosts;
@@ -80,6 +82,7 @@ void serve(const ServeOptions& options) {
   registry_options.idle_unload = std::chrono::seconds(options.idle_unload);
   registry_options.engine.max_queued = options.max_queue;
   registry_options.engine.kv_tokens = options.kv_tokens;
+  registry_options.engine.gpu_memory_fraction = options.kv_tokens_given ? 0.0 : options.gpu_memory_fraction;
   registry_options.context = options.ctx;
   server::ModelRegistry registry(sources, backends, registry_options);
 
@@ -154,7 +157,15 @@ void register_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--ctx", options->ctx, "cap every model's context to N tokens (0: the model's)")
       ->capture_default_str();
-  command->add_option("--kv-tokens", options->kv_tokens, "KV cache capacity per model in tokens")
+  command
+      ->add_option(
+          "--gpu-memory-fraction", options->gpu_memory_fraction,
+          "on a GPU, each model's KV cache takes this fraction of the memory free after it loads (CPU: ignored)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  command
+      ->add_option("--kv-tokens", options->kv_tokens,
+                   "KV cache capacity per model in tokens (on a GPU: instead of the fraction)")
       ->capture_default_str();
   command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
@@ -166,7 +177,10 @@ void register_serve_command(CLI::App& app) {
   command->add_option("--cors-origin", options->cors_origins, "allow browser requests from this origin ('*': any)");
   command->add_option("--threads", options->threads, "HTTP worker threads")->capture_default_str();
   command->add_option("--max-body-mib", options->max_body_mib, "request body cap in MiB")->capture_default_str();
-  command->callback([options] { serve(*options); });
+  command->callback([options, command] {
+    options->kv_tokens_given = command->count("--kv-tokens") > 0;
+    serve(*options);
+  });
 }
 
 }  // namespace loom::cli

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -14,6 +15,7 @@
 #include "backend/cpu/machine_probe.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "engine/bench_images.h"
 #include "engine/engine.h"
 #include "model/registry.h"
 
@@ -80,24 +82,49 @@ backend::Batch single_sequence(std::span<const int32_t> ids, int64_t kv_start, c
   return batch;
 }
 
-struct ImageLayout {
-  int64_t image_size = 0, soft_tokens = 0;
-  int32_t boi = -1, eoi = -1;
+// One prefill of `ids` (a fresh cache) followed by `gen` greedy decode steps; returns the step times in ms (prefill
+// first) and whether every logit was finite.
+struct Pass {
+  std::vector<double> ms;
+  bool finite = true;
 };
 
-// Gemma 3's image placeholders: <boi> image-token × mm_tokens_per_image <eoi>, one 1-crop image of image_size².
-ImageLayout image_layout(const weights::Snapshot& snapshot, const model::ModelInfo& info) {
-  const nlohmann::json& config = snapshot.config();
-  if (info.image_token_id < 0 || snapshot.vision_config() == nullptr ||
-      info.architecture != "Gemma3ForConditionalGeneration") {
-    fail(ErrorKind::kInvalidRequest, "--images needs a Gemma 3 vision model; {} takes no images", info.architecture);
+Pass forward_pass(model::Model& model, std::span<const int32_t> ids, int64_t gen) {
+  const model::ModelInfo& info = model.info();
+  const int block = backend::kDefaultBlockSize;
+  const int64_t total = static_cast<int64_t>(ids.size()) + gen + 1;
+  backend::KvCache cache({.layers = info.kv, .blocks = (total + block - 1) / block, .block_size = block},
+                         model.backend());
+  std::vector<int32_t> table;
+  cache.reserve(table, total);
+  Pass pass;
+  const backend::Batch prefill = single_sequence(ids, 0, table, info.position_axes);
+  auto start = Clock::now();
+  Tensor logits = model.forward({.batch = &prefill}, cache);
+  pass.ms.push_back(ms_since(start));
+  pass.finite = all_finite(logits);
+  int32_t next = argmax(logits);
+  for (int64_t g = 0; g < gen; ++g) {
+    const auto position = static_cast<int64_t>(ids.size()) + g;
+    const backend::Batch step = single_sequence({&next, 1}, position, table, info.position_axes);
+    start = Clock::now();
+    logits = model.forward({.batch = &step}, cache);
+    pass.ms.push_back(ms_since(start));
+    pass.finite = pass.finite && all_finite(logits);
+    next = argmax(logits);
   }
-  ImageLayout layout;
-  layout.image_size = snapshot.vision_config()->value("image_size", int64_t{224});
-  layout.soft_tokens = config.value("mm_tokens_per_image", int64_t{256});
-  layout.boi = config.value("boi_token_index", 255999);
-  layout.eoi = config.value("eoi_token_index", 256000);
-  return layout;
+  return pass;
+}
+
+// The GEMM ideal of `shapes` on the CPU: OpenBLAS sgemm, 2·m·n·k / the measured rate, per distinct shape.
+double cpu_gemm_seconds(std::span<const backend::GemmShape> shapes, int repeats) {
+  double total = 0;
+  for (const backend::GemmShape& s : shapes) {
+    const double flops = backend::cpu::measure_sgemm_flops(s.m, s.n, s.k, repeats);
+    total += static_cast<double>(s.count) * 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) *
+             static_cast<double>(s.k) / flops;
+  }
+  return total;
 }
 
 }  // namespace
@@ -105,8 +132,9 @@ ImageLayout image_layout(const weights::Snapshot& snapshot, const model::ModelIn
 WeightCensus weight_census(const weights::Snapshot& snapshot) {
   WeightCensus census;
   int64_t text_bytes = 0;
-  std::string embed_module;
   const bool has_lm_head = snapshot.find("lm_head.weight").has_value();
+  std::vector<std::string> gathered;  // embedding tables of which a token reads one row
+  std::map<std::pair<int64_t, int64_t>, int64_t> shapes;
   for (const std::string& name : snapshot.tensor_names()) {
     const weights::TensorRef ref = snapshot.at(name);
     census.stored_bytes += static_cast<int64_t>(ref.info->bytes());
@@ -116,31 +144,53 @@ WeightCensus weight_census(const weights::Snapshot& snapshot) {
     const std::string module = module_of(name);
     const auto [rows, cols] = logical_shape(snapshot, module);
     if (module.ends_with("embed_tokens")) {
-      embed_module = module;
-      if (!has_lm_head) census.output_parameters = rows * cols;
+      if (has_lm_head) {
+        gathered.push_back(module);
+      } else {
+        census.output_parameters = rows * cols;
+        census.output_rows = rows;
+        census.output_cols = cols;
+      }
+    } else if (module.ends_with("embed_tokens_per_layer")) {  // Gemma 4's per-layer embeddings: a gather too
+      gathered.push_back(module);
     } else if (module == "lm_head") {
       census.output_parameters = rows * cols;
+      census.output_rows = rows;
+      census.output_cols = cols;
     } else {
       census.layer_parameters += rows * cols;
+      ++shapes[{rows, cols}];
       if (name.ends_with("layers.0.mlp.up_proj.weight")) {
         census.intermediate = rows;
         census.hidden = cols;
       }
     }
   }
-  // Decode reads every text weight once per token: the layers, the norms and the output projection. A tied embedding
-  // is that projection; a separate lm_head leaves the embedding read one row per token.
+  for (const auto& [shape, count] : shapes) {
+    census.layer_matrices.push_back({.m = 0, .n = shape.first, .k = shape.second, .count = count});
+  }
+  // Decode reads every text weight once per token: the layers, the norms and the output projection (a tied
+  // embedding is that projection). Embedding tables that are only gathered from give one row per token.
   census.decode_bytes = text_bytes;
-  if (has_lm_head && !embed_module.empty()) {
-    int64_t embed_bytes = 0;
+  for (const std::string& module : gathered) {
+    int64_t table_bytes = 0;
     for (const char* suffix : {".weight", ".scales", ".biases"}) {
-      if (const auto ref = snapshot.find(embed_module + suffix))
-        embed_bytes += static_cast<int64_t>(ref->info->bytes());
+      if (const auto ref = snapshot.find(module + suffix)) table_bytes += static_cast<int64_t>(ref->info->bytes());
     }
-    const int64_t rows = snapshot.at(embed_module + ".weight").info->shape[0];
-    census.decode_bytes -= embed_bytes - embed_bytes / std::max<int64_t>(rows, 1);
+    const int64_t rows = snapshot.at(module + ".weight").info->shape[0];
+    census.decode_bytes -= table_bytes - table_bytes / std::max<int64_t>(rows, 1);
   }
   return census;
+}
+
+std::vector<backend::GemmShape> forward_gemm_shapes(const WeightCensus& census, int64_t tokens) {
+  std::vector<backend::GemmShape> gemms;
+  for (backend::GemmShape shape : census.layer_matrices) {
+    shape.m = tokens;
+    gemms.push_back(shape);
+  }
+  if (census.output_rows > 0) gemms.push_back({.m = 1, .n = census.output_rows, .k = census.output_cols, .count = 1});
+  return gemms;
 }
 
 std::string snapshot_format_name(const weights::Snapshot& snapshot) {
@@ -157,73 +207,80 @@ BenchReport run_bench(const weights::Snapshot& snapshot, const std::string& form
   if (options.prompt_tokens < 1 || options.gen_tokens < 1 || options.images < 0) {
     fail(ErrorKind::kInvalidRequest, "--prompt-tokens and --gen-tokens must be >= 1 and --images >= 0");
   }
+  for (const int64_t length : options.prefill_lengths) {
+    if (length < 1) fail(ErrorKind::kInvalidRequest, "--prefill-tokens must be >= 1, got {}", length);
+  }
+  if (!(options.gpu_memory_fraction >= 0 && options.gpu_memory_fraction <= 1)) {
+    fail(ErrorKind::kInvalidRequest, "--gpu-memory-fraction must be within [0, 1], got {}",
+         options.gpu_memory_fraction);
+  }
+  static backend::cpu::CpuBackend cpu;  // outlives every model built on it
+  backend::Backend& backend = options.backend != nullptr ? *options.backend : cpu;
+  backend::DeviceProbe* const probe = options.device_probe;
   BenchReport report;
   report.model = snapshot.dir().string();
   report.format = format;
+  report.device = std::string(backend.name());
   report.threads = ThreadPool::global().parallelism();
   report.blas_threads = backend::cpu::blas_threads();
   report.weights = weight_census(snapshot);
   report.prompt_tokens = options.prompt_tokens;
   report.gen_tokens = options.gen_tokens;
   report.images = options.images;
+  if (probe != nullptr) {
+    report.device_name = probe->device_name();
+    report.device_total_bytes = probe->memory().total_bytes;
+    probe->reset_peak();
+  }
 
-  static backend::cpu::CpuBackend cpu;  // outlives every model built on it
+  const int64_t allocated_before = probe != nullptr ? probe->allocated_bytes() : 0;
   auto start = Clock::now();
-  std::unique_ptr<model::Model> model = model::load_model(snapshot, cpu);
+  std::unique_ptr<model::Model> model = model::load_model(snapshot, backend);
   report.load_s = ms_since(start) / 1000.0;
   const model::ModelInfo info = model->info();
   report.architecture = info.architecture;
+  if (probe != nullptr) {
+    report.weights_device_bytes = probe->allocated_bytes() - allocated_before;
+    report.device_free_after_load_bytes = probe->memory().free_bytes;
+  }
 
-  std::optional<ImageLayout> layout;
-  if (options.images > 0) layout = image_layout(snapshot, info);
+  std::optional<BenchImageLayout> layout;
+  if (options.images > 0) layout = bench_image_layout(snapshot, info);
   report.image_tokens = layout ? options.images * (layout->soft_tokens + 2) : 0;
   const int64_t engine_prompt = options.prompt_tokens + report.image_tokens;
   if (engine_prompt + options.gen_tokens > info.context_length) {
     fail(ErrorKind::kInvalidRequest, "{} prompt tokens + {} generated exceed the model context of {}", engine_prompt,
          options.gen_tokens, info.context_length);
   }
+  for (const int64_t length : options.prefill_lengths) {
+    if (length + 1 > info.context_length) {
+      fail(ErrorKind::kInvalidRequest, "--prefill-tokens {} exceeds the model context of {}", length,
+           info.context_length);
+    }
+  }
 
-  // A random text prompt that avoids the image placeholder ids.
+  // A random text prompt that avoids the image placeholder ids, as long as the longest pass needs.
   std::mt19937_64 random(options.seed);
   const auto vocab = static_cast<int32_t>(std::min<int64_t>(info.vocab_size, 1 << 30));
   std::uniform_int_distribution<int32_t> id(std::min(10, vocab - 1), vocab - 1);
-  std::vector<int32_t> text(static_cast<size_t>(options.prompt_tokens));
-  for (int32_t& t : text) {
+  int64_t longest = options.prompt_tokens;
+  for (const int64_t length : options.prefill_lengths) longest = std::max(longest, length);
+  std::vector<int32_t> ids(static_cast<size_t>(longest));
+  for (int32_t& t : ids) {
     t = id(random);
     if (t == info.image_token_id || (layout && (t == layout->boi || t == layout->eoi))) t = std::min(10, vocab - 1);
   }
+  const std::span<const int32_t> text(ids.data(), static_cast<size_t>(options.prompt_tokens));
 
-  // --- Model::forward directly.
+  // --- Model::forward directly. A first pass grows the model's scratch buffers and warms the weights: the timed
+  // pass measures steady state.
   {
-    const int block = backend::kDefaultBlockSize;
-    const int64_t total = options.prompt_tokens + options.gen_tokens + 1;
-    backend::KvCache cache({.layers = info.kv, .blocks = (total + block - 1) / block, .block_size = block});
-    std::vector<int32_t> table;
-    cache.reserve(table, total);
-    backend::Batch prefill = single_sequence(text, 0, table, info.position_axes);
-    {
-      // A first pass grows the model's scratch buffers and warms the weights: the timed pass measures steady state.
-      backend::KvCache warm({.layers = info.kv, .blocks = (total + block - 1) / block, .block_size = block});
-      std::vector<int32_t> warm_table;
-      warm.reserve(warm_table, total);
-      const backend::Batch warm_prefill = single_sequence(text, 0, warm_table, info.position_axes);
-      (void)model->forward({.batch = &warm_prefill}, warm);
-    }
-    start = Clock::now();
-    Tensor logits = model->forward({.batch = &prefill}, cache);
-    report.prefill_ms = ms_since(start);
-    report.logits_finite = all_finite(logits);
-    int32_t next = argmax(logits);
-    std::vector<double> steps;
-    for (int64_t g = 0; g < options.gen_tokens; ++g) {
-      const backend::Batch step = single_sequence({&next, 1}, options.prompt_tokens + g, table, info.position_axes);
-      start = Clock::now();
-      logits = model->forward({.batch = &step}, cache);
-      steps.push_back(ms_since(start));
-      report.logits_finite = report.logits_finite && all_finite(logits);
-      next = argmax(logits);
-    }
-    report.prefill_tokens_per_s = options.prompt_tokens * 1000.0 / report.prefill_ms;
+    (void)forward_pass(*model, text, 0);
+    const Pass pass = forward_pass(*model, text, options.gen_tokens);
+    report.prefill_ms = pass.ms.front();
+    report.logits_finite = pass.finite;
+    const std::vector<double> steps(pass.ms.begin() + 1, pass.ms.end());
+    report.prefill_tokens_per_s = static_cast<double>(options.prompt_tokens) * 1000.0 / report.prefill_ms;
     report.prefill_flops_per_s =
         (2.0 * static_cast<double>(options.prompt_tokens) * static_cast<double>(report.weights.layer_parameters) +
          2.0 * static_cast<double>(report.weights.output_parameters)) /
@@ -234,10 +291,54 @@ BenchReport run_bench(const weights::Snapshot& snapshot, const std::string& form
     report.decode_bytes_per_s = static_cast<double>(report.weights.decode_bytes) / (report.decode_ms_median / 1000.0);
   }
 
+  // --- Prefill at the requested lengths against the GEMM ideal of the same matmuls.
+  report.gemm_name = probe != nullptr ? probe->gemm_name() : "OpenBLAS sgemm";
+  for (const int64_t length : options.prefill_lengths) {
+    const std::span<const int32_t> prompt(ids.data(), static_cast<size_t>(length));
+    (void)forward_pass(*model, prompt, 0);  // scratch buffers for this length
+    const Pass pass = forward_pass(*model, prompt, 0);
+    PrefillPoint point;
+    point.tokens = length;
+    point.ms = pass.ms.front();
+    point.tokens_per_s = static_cast<double>(length) * 1000.0 / point.ms;
+    point.logits_finite = pass.finite;
+    report.logits_finite = report.logits_finite && pass.finite;
+    const std::vector<backend::GemmShape> gemms = forward_gemm_shapes(report.weights, length);
+    const double ideal_s = probe != nullptr ? probe->gemm_seconds(gemms, options.probe_repeats)
+                                            : cpu_gemm_seconds(gemms, options.probe_repeats);
+    point.ideal_ms = ideal_s * 1000.0;
+    point.efficiency = point.ideal_ms / point.ms;
+    report.prefill_sweep.push_back(point);
+  }
+
+  // --- The machine, same run and thread pool: the device's copy bandwidth, else the CPU's STREAM and sgemm.
+  if (options.probes && probe != nullptr) {
+    const backend::CopyBandwidth copy = probe->copy_bandwidth(options.copy_probe_bytes, options.probe_repeats);
+    report.copy_buffer_bytes = copy.buffer_bytes;
+    report.copy_bytes_per_s = copy.bytes_per_s;
+    report.decode_roofline_ratio = report.decode_bytes_per_s / copy.bytes_per_s;
+    report.decode_bandwidth_ratio = report.decode_roofline_ratio;
+    report.decode_overhead_ms =
+        report.decode_ms_median - static_cast<double>(report.weights.decode_bytes) / copy.bytes_per_s * 1000.0;
+  } else if (options.probes) {
+    report.last_level_cache_bytes = backend::cpu::last_level_cache_bytes();
+    const int64_t buffer = std::max<int64_t>(4 * report.last_level_cache_bytes, int64_t{256} << 20);
+    const auto bandwidth = backend::cpu::measure_memory_bandwidth(ThreadPool::global(), buffer, options.probe_repeats);
+    report.stream_buffer_bytes = bandwidth.buffer_bytes;
+    report.stream_read_bytes_per_s = bandwidth.read_bytes_per_s;
+    report.stream_copy_bytes_per_s = bandwidth.copy_bytes_per_s;
+    report.decode_bandwidth_ratio = report.decode_bytes_per_s / report.stream_read_bytes_per_s;
+    if (report.weights.hidden > 0 && report.weights.intermediate > 0) {
+      report.sgemm_flops_per_s = backend::cpu::measure_sgemm_flops(options.prompt_tokens, report.weights.intermediate,
+                                                                   report.weights.hidden, options.probe_repeats);
+      report.prefill_efficiency = report.prefill_flops_per_s / report.sgemm_flops_per_s;
+    }
+  }
+  if (probe != nullptr) report.peak_device_bytes_before_kv = probe->peak_allocated_bytes();
+
   // --- Through the engine: the images' soft tokens first (after <bos>), then the text.
   {
     Request request;
-    std::uniform_real_distribution<float> pixel(-1.0f, 1.0f);
     request.prompt.push_back(2);
     for (int i = 0; layout && i < options.images; ++i) {
       request.prompt.push_back(layout->boi);
@@ -246,9 +347,7 @@ BenchReport run_bench(const weights::Snapshot& snapshot, const std::string& form
       image.length = layout->soft_tokens;
       image.index = i;
       image.bidirectional = info.bidirectional_images;
-      image.pixels.pixel_values = Tensor::zeros(DType::kF32, {1, 3, layout->image_size, layout->image_size});
-      for (float& p : image.pixels.pixel_values.span<float>()) p = pixel(random);
-      image.pixels.soft_tokens = layout->soft_tokens;
+      image.pixels = bench_image_pixels(*layout, random);
       request.prompt.insert(request.prompt.end(), static_cast<size_t>(layout->soft_tokens), info.image_token_id);
       request.prompt.push_back(layout->eoi);
       request.images.push_back(std::move(image));
@@ -258,7 +357,10 @@ BenchReport run_bench(const weights::Snapshot& snapshot, const std::string& form
     request.stop.ignore_model_stop_ids = true;
     const int64_t prompt = static_cast<int64_t>(request.prompt.size());
 
-    Engine engine(std::move(model), nullptr, {.kv_tokens = prompt + options.gen_tokens + 64});
+    Engine engine(std::move(model), nullptr,
+                  {.kv_tokens = prompt + options.gen_tokens + 64, .gpu_memory_fraction = options.gpu_memory_fraction});
+    report.kv_cache_tokens = engine.stats().kv_blocks_total * engine.config().block_size;
+    report.kv_cache_bytes = report.kv_cache_tokens * kv_bytes_per_token(info.kv);
     start = Clock::now();
     auto stream = engine.submit(std::move(request));
     std::vector<double> token_ms;
@@ -278,22 +380,7 @@ BenchReport run_bench(const weights::Snapshot& snapshot, const std::string& form
       report.engine_decode_tokens_per_s = 1000.0 / report.engine_decode_ms_per_token;
     }
   }
-
-  // --- The machine, same run and thread pool.
-  if (options.probes) {
-    report.last_level_cache_bytes = backend::cpu::last_level_cache_bytes();
-    const int64_t buffer = std::max<int64_t>(4 * report.last_level_cache_bytes, int64_t{256} << 20);
-    const auto bandwidth = backend::cpu::measure_memory_bandwidth(ThreadPool::global(), buffer, options.probe_repeats);
-    report.stream_buffer_bytes = bandwidth.buffer_bytes;
-    report.stream_read_bytes_per_s = bandwidth.read_bytes_per_s;
-    report.stream_copy_bytes_per_s = bandwidth.copy_bytes_per_s;
-    report.decode_bandwidth_ratio = report.decode_bytes_per_s / report.stream_read_bytes_per_s;
-    if (report.weights.hidden > 0 && report.weights.intermediate > 0) {
-      report.sgemm_flops_per_s = backend::cpu::measure_sgemm_flops(options.prompt_tokens, report.weights.intermediate,
-                                                                   report.weights.hidden, options.probe_repeats);
-      report.prefill_efficiency = report.prefill_flops_per_s / report.sgemm_flops_per_s;
-    }
-  }
+  if (probe != nullptr) report.peak_device_bytes = probe->peak_allocated_bytes();
 
   rusage usage{};
   if (::getrusage(RUSAGE_SELF, &usage) == 0) report.peak_rss_bytes = static_cast<double>(usage.ru_maxrss) * 1024.0;
@@ -307,6 +394,8 @@ nlohmann::ordered_json bench_report_json(const BenchReport& r) {
   j["model"] = r.model;
   j["architecture"] = r.architecture;
   j["format"] = r.format;
+  j["device"] = r.device;
+  j["device_name"] = r.device_name;
   j["threads"] = r.threads;
   j["blas_threads"] = r.blas_threads;
   j["weight_bytes"] = r.weights.stored_bytes;
@@ -340,6 +429,35 @@ nlohmann::ordered_json bench_report_json(const BenchReport& r) {
   j["decode_bandwidth_ratio"] = r.decode_bandwidth_ratio;
   j["prefill_efficiency"] = r.prefill_efficiency;
   j["peak_rss_bytes"] = r.peak_rss_bytes;
+  nlohmann::ordered_json sweep = nlohmann::ordered_json::array();
+  for (const PrefillPoint& p : r.prefill_sweep) {
+    sweep.push_back({{"tokens", p.tokens},
+                     {"ms", p.ms},
+                     {"tokens_per_s", p.tokens_per_s},
+                     {"gemm_ideal_ms", p.ideal_ms},
+                     {"efficiency", p.efficiency},
+                     {"logits_finite", p.logits_finite}});
+  }
+  j["prefill_sweep"] = {{"gemm", r.gemm_name}, {"points", sweep}};
+  if (r.copy_bytes_per_s > 0) {
+    j["roofline"] = {
+        {"copy_buffer_bytes", r.copy_buffer_bytes},
+        {"copy_gb_per_s", r.copy_bytes_per_s / 1e9},
+        {"convention", "device-to-device copy: (bytes read + bytes written) / time"},
+        {"decode_gb_per_s", r.decode_bytes_per_s / 1e9},
+        {"decode_roofline_ratio", r.decode_roofline_ratio},
+        {"decode_ms_at_roofline", static_cast<double>(r.weights.decode_bytes) / r.copy_bytes_per_s * 1000.0},
+        {"decode_overhead_ms_per_step", r.decode_overhead_ms}};
+  } else {
+    j["roofline"] = nullptr;
+  }
+  j["memory"] = {{"device_total_bytes", r.device_total_bytes},
+                 {"device_free_after_load_bytes", r.device_free_after_load_bytes},
+                 {"weights_device_bytes", r.weights_device_bytes},
+                 {"peak_device_bytes_before_kv", r.peak_device_bytes_before_kv},
+                 {"peak_device_bytes", r.peak_device_bytes},
+                 {"kv_cache_tokens", r.kv_cache_tokens},
+                 {"kv_cache_bytes", r.kv_cache_bytes}};
   return j;
 }
 

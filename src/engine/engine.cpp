@@ -1,16 +1,40 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <limits>
+#include <optional>
 
 #include "core/log.h"
 
 namespace loom::engine {
 namespace {
 
-backend::KvCacheConfig cache_config(const model::ModelInfo& info, const EngineConfig& config) {
+backend::KvCacheConfig cache_config(model::Model& model, const EngineConfig& config) {
+  const model::ModelInfo& info = model.info();
   if (config.block_size < 1 || config.kv_tokens < 1) {
     fail(ErrorKind::kInvalidRequest, "[engine] block_size and kv_tokens must be >= 1, got {} and {}", config.block_size,
          config.kv_tokens);
+  }
+  if (!(config.gpu_memory_fraction >= 0 && config.gpu_memory_fraction <= 1)) {
+    fail(ErrorKind::kInvalidRequest, "[engine] gpu_memory_fraction must be within [0, 1], got {}",
+         config.gpu_memory_fraction);
+  }
+  const std::optional<backend::DeviceMemoryInfo> memory =
+      config.gpu_memory_fraction > 0 && model.backend() != nullptr ? model.backend()->memory_info() : std::nullopt;
+  if (memory) {
+    const int64_t blocks =
+        kv_blocks_for_memory(info.kv, config.block_size, memory->free_bytes, config.gpu_memory_fraction);
+    if (blocks < 1) {
+      fail(ErrorKind::kOverloaded,
+           "[engine] {:.3f} GB free device memory × gpu_memory_fraction {} holds no KV block of {} tokens ({} bytes "
+           "each)",
+           static_cast<double>(memory->free_bytes) / 1e9, config.gpu_memory_fraction, config.block_size,
+           kv_bytes_per_token(info.kv) * config.block_size);
+    }
+    log::info("[engine] KV cache: {} blocks of {} tokens ({:.3f} GB) from {:.3f} GB free device memory × {}", blocks,
+              config.block_size, static_cast<double>(blocks * config.block_size * kv_bytes_per_token(info.kv)) / 1e9,
+              static_cast<double>(memory->free_bytes) / 1e9, config.gpu_memory_fraction);
+    return {info.kv, blocks, config.block_size};
   }
   return {info.kv, (config.kv_tokens + config.block_size - 1) / config.block_size, config.block_size};
 }
@@ -45,12 +69,28 @@ void validate_images(const Request& r, const model::ModelInfo& info) {
 
 }  // namespace
 
+int64_t kv_bytes_per_token(const std::vector<backend::KvLayerShape>& layers) {
+  int64_t bytes = 0;
+  for (const backend::KvLayerShape& layer : layers) bytes += 2 * int64_t{layer.kv_heads} * layer.head_dim * 4;
+  return bytes;
+}
+
+int64_t kv_blocks_for_memory(const std::vector<backend::KvLayerShape>& layers, int block_size, int64_t free_bytes,
+                             double fraction) {
+  const int64_t block_bytes = kv_bytes_per_token(layers) * block_size;
+  if (block_bytes <= 0 || free_bytes <= 0 || !(fraction > 0)) return 0;
+  const double budget = static_cast<double>(free_bytes) * std::min(fraction, 1.0);
+  // Block ids are int32 (block tables).
+  return std::min<int64_t>(static_cast<int64_t>(budget / static_cast<double>(block_bytes)),
+                           std::numeric_limits<int32_t>::max());
+}
+
 Engine::Engine(std::unique_ptr<model::Model> model, std::shared_ptr<const text::Tokenizer> tokenizer,
                EngineConfig config)
     : config_(config),
       tokenizer_(std::move(tokenizer)),
       model_(std::move(model)),
-      cache_(cache_config(model_->info(), config_), model_->backend()),
+      cache_(cache_config(*model_, config_), model_->backend()),
       scheduler_(
           std::make_unique<Scheduler>(SchedulerConfig{config_.step_tokens, config_.max_running}, *model_, cache_)) {
   blocks_used_ = 0;

@@ -36,6 +36,10 @@ namespace loom::engine {
 
 struct EngineConfig {
   int64_t kv_tokens = 16384;  // cache capacity in tokens, rounded up to whole blocks
+  // > 0: on a backend with device memory (Backend::memory_info), the cache instead takes this fraction of the device
+  // memory free when the engine starts (after the weights are loaded), and kv_tokens is ignored. Host backends
+  // ignore it.
+  double gpu_memory_fraction = 0;
   int block_size = backend::kDefaultBlockSize;
   int64_t step_tokens = 512;  // token budget of one step
   int64_t max_running = 64;   // sequences batched together at most
@@ -54,6 +58,13 @@ struct EngineStats {
   int64_t preemptions = 0;       // sequences sent back to the queue because the cache was full
   int64_t requests_finished = 0;
 };
+
+// Bytes one token of KV cache takes over every cache layer (F32 keys and values).
+int64_t kv_bytes_per_token(const std::vector<backend::KvLayerShape>& layers);
+
+// Whole blocks of `block_size` tokens that fit in fraction · free_bytes (0 when none fits).
+int64_t kv_blocks_for_memory(const std::vector<backend::KvLayerShape>& layers, int block_size, int64_t free_bytes,
+                             double fraction);
 
 class Engine {
  public:

@@ -8,11 +8,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 #include "core/float_formats.h"
 #include "core/thread_pool.h"
 #include "model/families/gemma3_config.h"
+#include "model/families/gemma4_config.h"
+#include "model/families/gemma4_vision_config.h"
 #include "weights/quantize_policy.h"
 #include "weights/safetensors_image.h"
 
@@ -26,13 +29,14 @@ enum class Fill : uint8_t {
   kMatrix,  // a weight: uniform in ±amplitude (or random codes with scales that decode to that range)
   kOnes,    // norm weights
   kZeros,   // biases
+  kValue,   // a constant (clamp bounds of clipped linears)
 };
 
 struct Entry {
   std::string name;
   Shape shape;
   Fill fill = Fill::kMatrix;
-  float amplitude = 0.0f;
+  float amplitude = 0.0f;  // kMatrix: the range; kValue: the value
 };
 
 struct Manifest {
@@ -43,6 +47,9 @@ struct Manifest {
   }
   void ones(std::string name, int64_t n) { entries.push_back({std::move(name), {n}, Fill::kOnes}); }
   void zeros(std::string name, int64_t n) { entries.push_back({std::move(name), {n}, Fill::kZeros}); }
+  void value(std::string name, Shape shape, float v) {
+    entries.push_back({std::move(name), std::move(shape), Fill::kValue, v});
+  }
 };
 
 // The tensors Gemma3Model loads (gemma3.cpp, siglip.cpp), by canonical name.
@@ -101,6 +108,90 @@ Manifest gemma3_manifest(const Gemma3Config& c) {
   return m;
 }
 
+// The tensors Gemma4Model loads (gemma4.cpp, gemma4_vision.cpp), by the names transformers' Gemma4 modules have.
+Manifest gemma4_manifest(const Gemma4Config& c, const weights::Snapshot& config_only) {
+  Manifest m;
+  const Gemma4TextConfig& g = c.text;
+  const TextConfig& t = g.base;
+  const std::string p = c.has_vision ? "model.language_model." : "model.";
+  const int64_t h = t.hidden_size, ple = g.ple_dim, all_ple = int64_t{t.layers} * g.ple_dim;
+  m.matrix(p + "embed_tokens.weight", {t.vocab_size, h}, h);
+  if (ple > 0) {
+    m.matrix(p + "embed_tokens_per_layer.weight", {g.ple_vocab, all_ple}, ple);
+    m.matrix(p + "per_layer_model_projection.weight", {all_ple, h}, h);
+    m.ones(p + "per_layer_projection_norm.weight", ple);
+  }
+  const std::vector<Gemma4LayerPlan> plans = plan_gemma4_layers(g);
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const Gemma4LayerPlan& lp = plans[i];
+    const std::string l = p + "layers." + std::to_string(i) + ".";
+    const int64_t d = lp.head_dim, q = int64_t{t.heads} * d, kv = int64_t{lp.kv_heads} * d,
+                  inter = lp.intermediate_size;
+    for (const char* norm :
+         {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"}) {
+      m.ones(l + norm + ".weight", h);
+    }
+    m.matrix(l + "self_attn.q_proj.weight", {q, h}, h);
+    m.ones(l + "self_attn.q_norm.weight", d);
+    if (lp.stores_kv) {
+      m.matrix(l + "self_attn.k_proj.weight", {kv, h}, h);
+      if (!lp.k_eq_v) m.matrix(l + "self_attn.v_proj.weight", {kv, h}, h);
+      m.ones(l + "self_attn.k_norm.weight", d);
+    }
+    m.matrix(l + "self_attn.o_proj.weight", {h, q}, q);
+    m.matrix(l + "mlp.gate_proj.weight", {inter, h}, h);
+    m.matrix(l + "mlp.up_proj.weight", {inter, h}, h);
+    m.matrix(l + "mlp.down_proj.weight", {h, inter}, inter);
+    if (ple > 0) {
+      m.matrix(l + "per_layer_input_gate.weight", {ple, h}, h);
+      m.matrix(l + "per_layer_projection.weight", {h, ple}, ple);
+      m.ones(l + "post_per_layer_input_norm.weight", h);
+    }
+    m.ones(l + "layer_scalar", 1);
+  }
+  m.ones(p + "norm.weight", h);
+  if (!c.has_vision) return m;
+
+  const Gemma4VisionConfig v = parse_gemma4_vision_config(config_only);
+  const std::string vp = "model.vision_tower.";
+  const int64_t vh = v.hidden_size, vi = v.intermediate_size, vq = int64_t{v.heads} * v.head_dim,
+                vkv = int64_t{v.kv_heads} * v.head_dim;
+  m.matrix(vp + "patch_embedder.input_proj.weight", {vh, v.patch_elements()}, v.patch_elements());
+  m.matrix(vp + "patch_embedder.position_embedding_table", {2, v.position_embedding_size, vh}, vh);
+  const auto linear = [&](const std::string& module, int64_t rows, int64_t cols) {
+    m.matrix(module + ".linear.weight", {rows, cols}, cols);
+    if (!v.use_clipped_linears) return;
+    // transformers' initial bounds: no clamping.
+    const float inf = std::numeric_limits<float>::infinity();
+    m.value(module + ".input_min", {}, -inf);
+    m.value(module + ".input_max", {}, inf);
+    m.value(module + ".output_min", {}, -inf);
+    m.value(module + ".output_max", {}, inf);
+  };
+  for (int i = 0; i < v.layers; ++i) {
+    const std::string l = vp + "encoder.layers." + std::to_string(i) + ".";
+    for (const char* norm :
+         {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"}) {
+      m.ones(l + norm + ".weight", vh);
+    }
+    linear(l + "self_attn.q_proj", vq, vh);
+    linear(l + "self_attn.k_proj", vkv, vh);
+    linear(l + "self_attn.v_proj", vkv, vh);
+    linear(l + "self_attn.o_proj", vh, vq);
+    m.ones(l + "self_attn.q_norm.weight", v.head_dim);
+    m.ones(l + "self_attn.k_norm.weight", v.head_dim);
+    linear(l + "mlp.gate_proj", vi, vh);
+    linear(l + "mlp.up_proj", vi, vh);
+    linear(l + "mlp.down_proj", vh, vi);
+  }
+  if (v.standardize) {
+    m.zeros(vp + "std_bias", vh);
+    m.ones(vp + "std_scale", vh);
+  }
+  m.matrix("model.embed_vision.embedding_projection.weight", {h, vh}, vh);
+  return m;
+}
+
 // splitmix64: a fast, well-mixed generator; one stream per chunk keeps the bytes independent of the thread count.
 struct Random {
   uint64_t state;
@@ -135,7 +226,10 @@ void fill_float(std::span<std::byte> bytes, DType dtype, Fill fill, float amplit
   const int64_t unit = dtype_bits(dtype) / 8;
   fill_chunks(bytes, unit, seed, [&](std::byte* data, int64_t begin, int64_t end, Random& random) {
     for (int64_t b = begin; b < end; b += unit) {
-      const float value = fill == Fill::kOnes ? 1.0f : fill == Fill::kZeros ? 0.0f : amplitude * random.symmetric();
+      const float value = fill == Fill::kOnes    ? 1.0f
+                          : fill == Fill::kZeros ? 0.0f
+                          : fill == Fill::kValue ? amplitude
+                                                 : amplitude * random.symmetric();
       if (dtype == DType::kF32) {
         std::memcpy(data + b, &value, 4);
       } else {
@@ -205,6 +299,9 @@ void fill_scales(std::span<std::byte> scales, std::span<std::byte> biases, const
 // The manifest of a preset, read through the family's own config parser so that it follows what the model loads.
 Manifest preset_manifest(const std::string& name, const json& config) {
   const weights::Snapshot config_only = weights::Snapshot::from_memory(name, config, {});
+  if (config_only.architecture().starts_with("Gemma4")) {
+    return gemma4_manifest(parse_gemma4_config(config_only), config_only);
+  }
   return gemma3_manifest(parse_gemma3_config(config_only));
 }
 

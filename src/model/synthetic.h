@@ -6,11 +6,14 @@
 //
 // Presets (config.json documents matching the Hugging Face configs of google/gemma-3-*-it):
 //   gemma3-270m, gemma3-1b (text-only, Gemma3ForCausalLM), gemma3-4b, gemma3-12b (SigLIP tower, 896 px images),
-//   tiny (a two-layer VLM with 32 px images, for tests).
+//   gemma4-e4b, gemma4-31b (Gemma4ForConditionalGeneration text + vision shapes of google/gemma-4-{E4B,31B}-it),
+//   tiny (a two-layer VLM with 32 px images, for tests), tiny-gemma4 (a 12-layer Gemma 4 VLM with every tensor kind
+//   of the Gemma 4 presets, for tests).
 // Formats: f32, f16, bf16, affine-B (B = 2, 3, 4, 5, 6, 8; group 64) or affine-B/gG (G = 32, 64, 128), mxfp4, mxfp8,
 // nvfp4. Quantized formats quantize what `loom quantize` would (weights/quantize_policy.h) and keep the rest bf16.
 
 #include <cstdint>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -41,5 +44,11 @@ int64_t synthetic_parameters(std::string_view preset);
 // The preset with random weights in `format`, held in memory (one safetensors image). Same preset, format and seed
 // give the same bytes.
 weights::Snapshot synthetic_snapshot(std::string_view preset, const SyntheticFormat& format, uint64_t seed = 1);
+
+// Writes `snapshot` as a snapshot folder: config.json and one model.safetensors (metadata format "pt", tensors in
+// name order, each in its stored dtype), which loom and transformers both load; no tokenizer (the model runs on ids).
+// Creates `dir`; throws loom::Error(kInvalidRequest) naming the path when it exists and is not an empty folder, or on
+// an I/O error.
+void save_snapshot(const weights::Snapshot& snapshot, const std::filesystem::path& dir);
 
 }  // namespace loom::model

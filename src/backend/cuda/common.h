@@ -24,6 +24,14 @@ void check_cublas(cublasStatus_t status, const char* what);
 // After a kernel launch: reports a bad launch configuration under the op's name.
 void check_launch(std::string_view op);
 
+// cudaMalloc / cudaFree that keep a process-wide count of the bytes loom holds on the device (and its high-water
+// mark, see device_probe.h); every allocation of the backend goes through them.
+void* tracked_malloc(size_t bytes);
+void tracked_free(void* data, size_t bytes);
+int64_t tracked_bytes();
+int64_t tracked_peak_bytes();
+void reset_tracked_peak();
+
 // Device memory that only grows; reused across calls on the backend's one stream.
 class DeviceBuffer {
  public:

@@ -1,5 +1,6 @@
 // Construction, memory and transfers of the CUDA backend: device tensors are cudaMalloc allocations owned by the
 // Tensor (Tensor::adopt with a cudaFree deleter); weights are uploaded once, every tensor in its stored dtype.
+#include <atomic>
 #include <memory>
 
 #include "backend/cuda/common.h"
@@ -27,20 +28,53 @@ void check_launch(std::string_view op) {
   }
 }
 
+namespace {
+std::atomic<int64_t> allocated{0};
+std::atomic<int64_t> peak{0};
+}  // namespace
+
+void* tracked_malloc(size_t bytes) {
+  void* data = nullptr;
+  LOOM_CUDA(cudaMalloc(&data, bytes));
+  const int64_t now = allocated.fetch_add(static_cast<int64_t>(bytes)) + static_cast<int64_t>(bytes);
+  int64_t seen = peak.load();
+  while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+  }
+  return data;
+}
+
+void tracked_free(void* data, size_t bytes) {
+  if (data == nullptr) return;
+  cudaFree(data);
+  allocated.fetch_sub(static_cast<int64_t>(bytes));
+}
+
+int64_t tracked_bytes() {
+  return allocated.load();
+}
+
+int64_t tracked_peak_bytes() {
+  return peak.load();
+}
+
+void reset_tracked_peak() {
+  peak.store(allocated.load());
+}
+
 DeviceBuffer::~DeviceBuffer() {
-  if (data_ != nullptr) cudaFree(data_);
+  tracked_free(data_, size_);
 }
 
 void* DeviceBuffer::reserve(size_t bytes) {
   if (bytes <= size_ && data_ != nullptr) return data_;
   if (data_ != nullptr) {
     LOOM_CUDA(cudaDeviceSynchronize());  // a kernel still reading the old buffer must finish first
-    LOOM_CUDA(cudaFree(data_));
+    tracked_free(data_, size_);
     data_ = nullptr;
     size_ = 0;
   }
   const size_t size = std::max<size_t>(bytes, 4096);
-  LOOM_CUDA(cudaMalloc(&data_, size));
+  data_ = tracked_malloc(size);
   size_ = size;
   return data_;
 }
@@ -82,12 +116,19 @@ Tensor CudaBackend::allocate(DType dtype, Shape shape) {
   const std::optional<uint64_t> bytes = dtype_bytes_for(dtype, static_cast<uint64_t>(elements));
   if (!bytes)
     fail(ErrorKind::kInternal, "[allocate] {} elements of {} do not fill whole bytes", elements, dtype_name(dtype));
-  void* data = nullptr;
   // cudaMalloc of 0 bytes returns null; a 1-byte allocation keeps empty tensors non-null like host ones.
-  LOOM_CUDA(cudaMalloc(&data, std::max<uint64_t>(*bytes, 1)));
-  std::shared_ptr<void> storage(data, [](void* p) { cudaFree(p); });
+  const size_t size = std::max<uint64_t>(*bytes, 1);
+  void* data = tracked_malloc(size);
+  std::shared_ptr<void> storage(data, [size](void* p) { tracked_free(p, size); });
   if (*bytes > 0) LOOM_CUDA(cudaMemset(data, 0, *bytes));
   return Tensor::adopt(dtype, std::move(shape), std::move(storage), device());
+}
+
+std::optional<DeviceMemoryInfo> CudaBackend::memory_info() const {
+  LOOM_CUDA(cudaSetDevice(device_));
+  size_t free = 0, total = 0;
+  LOOM_CUDA(cudaMemGetInfo(&free, &total));
+  return DeviceMemoryInfo{.free_bytes = static_cast<int64_t>(free), .total_bytes = static_cast<int64_t>(total)};
 }
 
 Tensor CudaBackend::upload(const Tensor& host) {

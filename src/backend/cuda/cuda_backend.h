@@ -37,6 +37,7 @@ class CudaBackend final : public Backend {
   weights::Weight upload(const weights::Weight& host) override;
   Tensor to_host(const Tensor& t) override;
   void copy(const Tensor& src, Tensor& dst) override;
+  std::optional<DeviceMemoryInfo> memory_info() const override;
 
   void embedding(const weights::Weight& table, std::span<const int32_t> ids, float scale, Tensor& out) override;
   void matmul(const Tensor& x, const weights::Weight& w, Tensor& out) override;
