@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -145,6 +146,25 @@ TEST_P(InProcessCommunicatorTest, MismatchedSizesThrowOnEveryRank) {
     // The group is still usable afterwards.
     Tensor y = Tensor::zeros(DType::kF32, {2});
     comm.all_reduce_sum(y);
+  });
+  for (int r = 0; r < n; ++r) EXPECT_EQ(threw[static_cast<size_t>(r)], 1) << r;
+}
+
+TEST_P(InProcessCommunicatorTest, DifferentCollectivesAtOneRendezvousThrowOnEveryRank) {
+  const int n = GetParam();
+  InProcessGroup group(n);
+  std::vector<int> threw(static_cast<size_t>(n), 0);
+  run_ranks(group, [&](Communicator& comm) {
+    Tensor x = Tensor::zeros(DType::kF32, {1, 2});
+    try {
+      if (comm.rank() == n - 1) {
+        comm.broadcast(x, 0);
+      } else {
+        comm.all_reduce_sum(x);
+      }
+    } catch (const Error& e) {
+      threw[static_cast<size_t>(comm.rank())] = std::string(e.what()).find("called") != std::string::npos;
+    }
   });
   for (int r = 0; r < n; ++r) EXPECT_EQ(threw[static_cast<size_t>(r)], 1) << r;
 }

@@ -9,8 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -122,6 +124,10 @@ struct TpCase {
   std::string fixture;
   int ranks = 2;
 };
+
+void PrintTo(const TpCase& c, std::ostream* os) {
+  *os << c.fixture << " over " << c.ranks << " ranks";
+}
 
 std::string case_name(const ::testing::TestParamInfo<TpCase>& info) {
   return info.param.fixture + "_x" + std::to_string(info.param.ranks);
@@ -244,6 +250,56 @@ TEST(TensorParallel, AGroupOfOneIsTheUnshardedModelBitForBit) {
   const GoldenPrompt prompt = testing::read_golden_prompt("tiny_qwen3", 1);
   const RunResult a = run_prompt(*whole, prompt, 2), b = run_prompt(*one, prompt, 2);
   EXPECT_EQ(a.rows, b.rows);
+}
+
+// A row-parallel Linear (o / down with a bias and output clamps, as Qwen3 attention_bias and Gemma 4's clippable
+// linears have): each rank holds some input columns; the bias and the clamp must apply once, after the reduce. The
+// column-parallel partner keeps its rows of the bias. Against the formula computed here in double.
+TEST(TensorParallel, RowParallelBiasAndClampApplyOnceAfterTheReduce) {
+  constexpr int64_t kIn = 8, kOut = 3, kRows = 2, kRanks = 2;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  weights::Weight w;
+  w.rows = kOut;
+  w.cols = kIn;
+  w.values = Tensor::zeros(DType::kF32, {kOut, kIn});
+  for (float& v : w.values.span<float>()) v = dist(rng);
+  Tensor bias = Tensor::zeros(DType::kF32, {kOut});
+  for (float& v : bias.span<float>()) v = 2.0f * dist(rng);
+  Tensor x = Tensor::zeros(DType::kF32, {kRows, kIn});
+  for (float& v : x.span<float>()) v = dist(rng);
+  const LinearClip clip{.output_min = -0.75f, .output_max = 0.75f};
+
+  backend::cpu::InProcessGroup group(kRanks);
+  std::vector<Tensor> outs(kRanks);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kRanks; ++r) {
+    threads.emplace_back([&, r] {
+      ThreadPool pool(1);
+      backend::cpu::CpuBackend backend(pool);
+      const ShardRange part = even_shard(Sharding{&group.rank(r)}, kIn, "in");
+      const Linear layer{weight_cols(w, part.begin, part.count, "o_proj"), bias, clip};
+      Tensor local_x = Tensor::zeros(DType::kF32, {kRows, part.count});
+      for (int64_t i = 0; i < kRows; ++i) {
+        std::copy_n(x.data_as<float>() + i * kIn + part.begin, part.count, local_x.data_as<float>() + i * part.count);
+      }
+      outs[static_cast<size_t>(r)] = Tensor::zeros(DType::kF32, {kRows, kOut});
+      linear(backend, layer, local_x, outs[static_cast<size_t>(r)], nullptr, &group.rank(r));
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int r = 0; r < kRanks; ++r) {
+    for (int64_t i = 0; i < kRows; ++i) {
+      for (int64_t o = 0; o < kOut; ++o) {
+        double sum = bias.data_as<float>()[o];
+        for (int64_t c = 0; c < kIn; ++c)
+          sum += double{x.data_as<float>()[i * kIn + c]} * w.values.data_as<float>()[o * kIn + c];
+        const double want = std::clamp(sum, -0.75, 0.75);
+        EXPECT_NEAR(outs[static_cast<size_t>(r)].data_as<float>()[i * kOut + o], want, 1e-5)
+            << "rank " << r << " row " << i << " output " << o;
+      }
+    }
+  }
 }
 
 // The vocab-parallel embedding and lm_head with a vocabulary the ranks do not divide (10 over 3: shards of 4, the

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -28,7 +29,7 @@ class InProcessGroup::RankCommunicator final : public Communicator {
 
   void all_reduce_sum(Tensor& x) override {
     expect_host_f32(x, "all_reduce_sum", "x");
-    group_.rendezvous(rank_, {x.data_as<float>(), x.data_as<float>(), x.elements()}, "all_reduce_sum",
+    group_.rendezvous(rank_, {"all_reduce_sum", x.data_as<float>(), x.data_as<float>(), x.elements()},
                       [](const std::vector<Contribution>& in, std::vector<float>& out) {
                         // Rank order, whichever thread runs this: the sum is the same bits on every rank.
                         out.assign(in[0].data, in[0].data + in[0].elements);
@@ -47,7 +48,7 @@ class InProcessGroup::RankCommunicator final : public Communicator {
       fail(ErrorKind::kInternal, "[all_gather_columns] x {} and out {}: expected x [rows, cols], out [rows, {}·cols]",
            shape_string(x.shape()), shape_string(out.shape()), size());
     }
-    group_.rendezvous(rank_, {x.data_as<float>(), out.data_as<float>(), x.elements()}, "all_gather_columns",
+    group_.rendezvous(rank_, {"all_gather_columns", x.data_as<float>(), out.data_as<float>(), x.elements()},
                       [rows, cols](const std::vector<Contribution>& in, std::vector<float>& result) {
                         const auto ranks = static_cast<int64_t>(in.size());
                         result.resize(static_cast<size_t>(rows * cols * ranks));
@@ -65,7 +66,7 @@ class InProcessGroup::RankCommunicator final : public Communicator {
     if (root < 0 || root >= size()) {
       fail(ErrorKind::kInternal, "[broadcast] root {} outside a group of {}", root, size());
     }
-    group_.rendezvous(rank_, {x.data_as<float>(), x.data_as<float>(), x.elements()}, "broadcast",
+    group_.rendezvous(rank_, {"broadcast", x.data_as<float>(), x.data_as<float>(), x.elements()},
                       [root](const std::vector<Contribution>& in, std::vector<float>& out) {
                         const Contribution& from = in[static_cast<size_t>(root)];
                         out.assign(from.data, from.data + from.elements);
@@ -91,16 +92,19 @@ Communicator& InProcessGroup::rank(int r) {
 }
 
 template <typename Combine>
-void InProcessGroup::rendezvous(int r, const Contribution& mine, const char* op, Combine&& combine) {
+void InProcessGroup::rendezvous(int r, const Contribution& mine, Combine&& combine) {
   std::unique_lock lock(mutex_);
   slots_[static_cast<size_t>(r)] = mine;
   const uint64_t generation = generation_;
   if (++arrived_ == size_) {
     error_.clear();
-    for (size_t i = 1; i < slots_.size(); ++i) {
-      if (slots_[i].elements != slots_[0].elements) {
+    for (size_t i = 1; i < slots_.size() && error_.empty(); ++i) {
+      if (std::string_view(slots_[i].op) != slots_[0].op) {
         error_ =
-            fmt::format("[{}] rank {} brought {} elements, rank 0 {}", op, i, slots_[i].elements, slots_[0].elements);
+            fmt::format("[{}] rank {} called {} while rank 0 called {}", slots_[0].op, i, slots_[i].op, slots_[0].op);
+      } else if (slots_[i].elements != slots_[0].elements) {
+        error_ = fmt::format("[{}] rank {} brought {} elements, rank 0 {}", slots_[0].op, i, slots_[i].elements,
+                             slots_[0].elements);
       }
     }
     if (error_.empty()) combine(slots_, buffer_);

@@ -6,7 +6,7 @@
 // Every collective is one barrier: the last rank to arrive does the group's work (the sum in rank order 0 … N−1, the
 // gather, the root's copy) into a shared buffer, then every rank copies the buffer out. So all ranks get bit-identical
 // results, whichever thread arrives last. Host (CPU backend) F32 tensors only. A rank whose tensor disagrees in size
-// with the others' makes the collective throw kInternal on every rank.
+// with the others', or that calls another collective than they do, makes the collective throw kInternal on every rank.
 
 #include <condition_variable>
 #include <cstdint>
@@ -36,15 +36,16 @@ class InProcessGroup {
 
   // What a rank hands in at a collective: its tensor's data and element count.
   struct Contribution {
+    const char* op = nullptr;  // which collective the rank called (a static string)
     const float* data = nullptr;
     float* target = nullptr;
     int64_t elements = 0;
   };
 
-  // Rank `r` publishes `mine` and waits for the rest; the last rank to arrive runs `combine` (under the lock) and
-  // wakes the others. Throws kInternal on every rank when combine reported a problem.
+  // Rank `r` publishes `mine` (its op named) and waits for the rest; the last rank to arrive runs `combine` (under the
+  // lock) and wakes the others. Throws kInternal on every rank when combine reported a problem.
   template <typename Combine>
-  void rendezvous(int r, const Contribution& mine, const char* op, Combine&& combine);
+  void rendezvous(int r, const Contribution& mine, Combine&& combine);
 
   int size_;
   std::vector<std::unique_ptr<RankCommunicator>> ranks_;
