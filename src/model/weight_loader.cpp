@@ -104,12 +104,12 @@ weights::Weight weight_cols(const weights::Weight& w, int64_t begin, int64_t cou
 
 weights::Weight WeightLoader::matrix_rows(std::string_view module, int64_t rows, int64_t cols, int64_t begin,
                                           int64_t count) const {
-  return weight_rows(matrix(module, rows, cols), begin, count, module);
+  return weight_rows(stored_matrix(module, rows, cols, true), begin, count, module);
 }
 
 weights::Weight WeightLoader::matrix_cols(std::string_view module, int64_t rows, int64_t cols, int64_t begin,
                                           int64_t count) const {
-  return weight_cols(matrix(module, rows, cols), begin, count, module);
+  return weight_cols(stored_matrix(module, rows, cols, true), begin, count, module);
 }
 
 Tensor WeightLoader::f32_slice(std::string_view name, int64_t size, int64_t begin, int64_t count) const {
@@ -157,6 +157,16 @@ void WeightLoader::check_float(const weights::TensorRef& ref, std::string_view n
 }
 
 weights::Weight WeightLoader::matrix(std::string_view module, int64_t rows, int64_t cols) const {
+  return stored_matrix(module, rows, cols, false);
+}
+
+weights::Weight WeightLoader::stored_matrix(std::string_view module, int64_t rows, int64_t cols, bool view) const {
+  // A view borrows the mapping's bytes (read only, possibly unaligned): only for slicing, which copies them at once.
+  const auto read = [view](const weights::TensorRef& ref) {
+    if (!view) return ref.file->to_tensor(ref.info->name);
+    const std::span<const std::byte> bytes = ref.file->bytes(ref.info->name);
+    return Tensor::borrow(ref.info->dtype, ref.info->shape, const_cast<std::byte*>(bytes.data()));
+  };
   const std::string name = std::string(module) + ".weight";
   const std::string scales_name = std::string(module) + ".scales";
   const weights::QuantConfig& qc = snapshot_.quant_config();
@@ -178,7 +188,7 @@ weights::Weight WeightLoader::matrix(std::string_view module, int64_t rows, int6
     const weights::TensorRef ref = require(name, {rows, cols});
     check_float(ref, name);
     check_shape(ref, name, {rows, cols});
-    w.values = ref.file->to_tensor(ref.info->name);
+    w.values = read(ref);
     return w;
   }
 
@@ -195,15 +205,15 @@ weights::Weight WeightLoader::matrix(std::string_view module, int64_t rows, int6
     fail(ErrorKind::kInvalidFile, "{}: quantized tensor {} is stored as {}, expected U32 packed codes",
          values.file->path().string(), name, dtype_name(values.info->dtype));
   }
-  w.values = values.file->to_tensor(values.info->name);
+  w.values = read(values);
   const weights::TensorRef scales = require(scales_name, grouped);
   check_shape(scales, scales_name, grouped);
-  w.scales = scales.file->to_tensor(scales.info->name);
+  w.scales = read(scales);
   if (spec.mode == weights::QuantMode::kAffine) {
     const std::string biases_name = std::string(module) + ".biases";
     const weights::TensorRef biases = require(biases_name, grouped);
     check_shape(biases, biases_name, grouped);
-    w.biases = biases.file->to_tensor(biases.info->name);
+    w.biases = read(biases);
   }
   weights::quant::validate(w, fmt::format("{}: {}", values.file->path().string(), name));
   return w;

@@ -68,6 +68,9 @@ class WeightLoader {
   Tensor f32(std::string_view name, const Shape& shape) const;
 
  private:
+  // matrix(), or with `view` a Weight whose tensors borrow the snapshot's bytes (for the slices, which copy only their
+  // part: a rank never holds a second whole copy of a matrix).
+  weights::Weight stored_matrix(std::string_view module, int64_t rows, int64_t cols, bool view) const;
   // The tensor's reference; throws kInvalidFile naming the snapshot when it is missing.
   weights::TensorRef require(std::string_view name, const Shape& expected) const;
   void check_shape(const weights::TensorRef& ref, std::string_view name, const Shape& expected) const;
