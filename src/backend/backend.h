@@ -53,6 +53,11 @@ class Backend {
   // out[t, :] = table[ids[t], :] · scale.  table: Weight [vocab, hidden]; out [T, hidden]. An id outside the table
   // throws kInvalidRequest.
   virtual void embedding(const weights::Weight& table, std::span<const int32_t> ids, float scale, Tensor& out) = 0;
+  // Vocab-parallel embedding (tensor parallelism): `table` holds vocabulary rows [first_id, first_id + table.rows).
+  // out[t, :] = table[ids[t] − first_id, :] · scale for ids in that range, +0 for every other id (another rank's
+  // part; the all-reduce of every rank's out is the full lookup). Ids are not checked against a vocabulary.
+  virtual void embedding_shard(const weights::Weight& table, std::span<const int32_t> ids, int64_t first_id,
+                               float scale, Tensor& out) = 0;
 
   // out[n, out] = x[n, in] · Wᵀ for Weight [out, in].
   virtual void matmul(const Tensor& x, const weights::Weight& w, Tensor& out) = 0;

@@ -30,7 +30,8 @@ Tensor row_block(const Tensor& t, int64_t begin, int64_t count) {
   return Tensor::borrow(t.dtype(), std::move(shape), base + static_cast<size_t>(begin) * row_bytes, t.device());
 }
 
-void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out, Scratch* scratch) {
+void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out, Scratch* scratch,
+            backend::Communicator* reduce) {
   if (layer.clip.clamps_input()) {
     Tensor clamped =
         scratch != nullptr ? scratch->get(Slot::kClampedInput, x.shape()) : Tensor::zeros(DType::kF32, x.shape());
@@ -39,6 +40,7 @@ void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Ten
   } else {
     backend.matmul(x, layer.weight, out);
   }
+  if (reduce != nullptr) reduce->all_reduce_sum(out);
   if (!layer.bias.empty()) backend.add_bias(out, layer.bias);
   if (layer.clip.clamps_output()) backend.clamp(out, layer.clip.output_min, layer.clip.output_max, out);
 }
@@ -93,9 +95,9 @@ Projected project_qkv(backend::Backend& backend, const AttentionWeights& w, cons
 }
 
 void output_projection(backend::Backend& backend, const AttentionWeights& w, const Tensor& attended, Scratch& scratch,
-                       Tensor& out) {
+                       Tensor& out, backend::Communicator* reduce) {
   const Tensor flat = attended.reshaped({attended.dim(0), attended.dim(1) * attended.dim(2)});
-  linear(backend, w.o, flat, out, &scratch);
+  linear(backend, w.o, flat, out, &scratch, reduce);
 }
 
 }  // namespace
@@ -113,7 +115,7 @@ void attention_block(backend::Backend& backend, const AttentionWeights& w, const
   if (!p.shared_kv) backend.kv_append(cache, cache_layer, batch, qkv.k, qkv.v);
   Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
   backend.attention(qkv.q, cache, cache_layer, batch, p.mask, attended);
-  output_projection(backend, w, attended, scratch, out);
+  output_projection(backend, w, attended, scratch, out, p.reduce);
 }
 
 void dense_attention_block(backend::Backend& backend, const AttentionWeights& w, const AttentionParams& p,
@@ -123,18 +125,18 @@ void dense_attention_block(backend::Backend& backend, const AttentionWeights& w,
   const Projected qkv = project_qkv(backend, w, p, x, positions, scratch);
   Tensor attended = scratch.get(Slot::kAttention, qkv.q.shape());
   backend.attention_dense(qkv.q, qkv.k, qkv.v, sequences, p.mask, attended);
-  output_projection(backend, w, attended, scratch, out);
+  output_projection(backend, w, attended, scratch, out, p.reduce);
 }
 
 void gated_mlp(backend::Backend& backend, const GatedMlpWeights& w, backend::Activation act, const Tensor& x,
-               Scratch& scratch, Tensor& out) {
+               Scratch& scratch, Tensor& out, backend::Communicator* reduce) {
   const int64_t t = x.dim(0);
   Tensor gate = scratch.get(Slot::kGate, {t, w.gate.weight.rows});
   Tensor up = scratch.get(Slot::kUp, {t, w.up.weight.rows});
   linear(backend, w.gate, x, gate, &scratch);
   linear(backend, w.up, x, up, &scratch);
   backend.gated_activation(act, gate, up, gate);
-  linear(backend, w.down, gate, out, &scratch);
+  linear(backend, w.down, gate, out, &scratch, reduce);
 }
 
 void mlp(backend::Backend& backend, const MlpWeights& w, backend::Activation act, const Tensor& x, Scratch& scratch,

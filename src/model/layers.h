@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/communicator.h"
 #include "core/tensor.h"
 #include "weights/weight.h"
 
@@ -91,7 +92,10 @@ struct Linear {
 
 // out [rows, weight.rows] = linear(x [rows, weight.cols]). A clamped input is written to `scratch` slot
 // kClampedInput (x itself is left alone: q/k/v share it with different bounds); without a scratch it is allocated.
-void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out, Scratch* scratch = nullptr);
+// With `reduce` (a row-parallel layer holding some input columns, tensor_parallel.h) the partial products are summed
+// over its ranks before the bias and the output clamp, which thus apply once to the full result.
+void linear(backend::Backend& backend, const Linear& layer, const Tensor& x, Tensor& out, Scratch* scratch = nullptr,
+            backend::Communicator* reduce = nullptr);
 
 struct AttentionWeights {
   Linear q;       // [heads·head_dim, hidden]
@@ -113,6 +117,9 @@ struct AttentionParams {
   // The layer projects queries only and attends over K/V that an earlier layer of this step already appended to the
   // cache layer it is given (Gemma 4 KV sharing); nothing is appended.
   bool shared_kv = false;
+  // Tensor parallelism: heads and kv_heads are this rank's, and the o projection's partial sums are all-reduced over
+  // this communicator (nullptr: not sharded).
+  backend::Communicator* reduce = nullptr;
 };
 
 // Decoder self-attention of one layer for the rows of `batch`: q/k/v projections, per-head q/k norms (and the
@@ -134,9 +141,10 @@ struct GatedMlpWeights {
   Linear down;  // [hidden, intermediate]
 };
 
-// out = down(act(gate(x)) · up(x)); x, out [T, hidden].
+// out = down(act(gate(x)) · up(x)); x, out [T, hidden]. With `reduce`, gate/up hold some intermediate rows and down
+// the matching columns: down's partial sums are all-reduced.
 void gated_mlp(backend::Backend& backend, const GatedMlpWeights& w, backend::Activation act, const Tensor& x,
-               Scratch& scratch, Tensor& out);
+               Scratch& scratch, Tensor& out, backend::Communicator* reduce = nullptr);
 
 struct MlpWeights {
   Linear fc1;  // [intermediate, hidden]

@@ -16,28 +16,31 @@
 namespace loom::model {
 namespace {
 
-using Factory = std::function<std::unique_ptr<Model>(const weights::Snapshot&, backend::Backend&)>;
+using Factory = std::function<std::unique_ptr<Model>(const weights::Snapshot&, backend::Backend&, const Sharding&)>;
 
 const std::map<std::string, Factory, std::less<>>& factories() {
   static const std::map<std::string, Factory, std::less<>> table = [] {
     std::map<std::string, Factory, std::less<>> t;
-    const Factory gemma3 = [](const weights::Snapshot& s, backend::Backend& b) -> std::unique_ptr<Model> {
-      return std::make_unique<Gemma3Model>(s, b);
+    const Factory gemma3 = [](const weights::Snapshot& s, backend::Backend& b,
+                              const Sharding& sharding) -> std::unique_ptr<Model> {
+      return std::make_unique<Gemma3Model>(s, b, sharding);
     };
     // architectures[0] spellings, and the model_type names a config without `architectures` carries.
     for (const char* name : {"Gemma3ForConditionalGeneration", "Gemma3ForCausalLM", "gemma3", "gemma3_text"}) {
       t.emplace(name, gemma3);
     }
-    const Factory qwen3 = [](const weights::Snapshot& s, backend::Backend& b) -> std::unique_ptr<Model> {
-      return std::make_unique<Qwen3VLModel>(s, b);
+    const Factory qwen3 = [](const weights::Snapshot& s, backend::Backend& b,
+                             const Sharding& sharding) -> std::unique_ptr<Model> {
+      return std::make_unique<Qwen3VLModel>(s, b, sharding);
     };
     for (const char* name :
          {"Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration", "Qwen3ForCausalLM",
           "Qwen3MoeForCausalLM", "qwen3_vl", "qwen3_vl_moe", "qwen3", "qwen3_moe"}) {
       t.emplace(name, qwen3);
     }
-    const Factory gemma4 = [](const weights::Snapshot& s, backend::Backend& b) -> std::unique_ptr<Model> {
-      return std::make_unique<Gemma4Model>(s, b);
+    const Factory gemma4 = [](const weights::Snapshot& s, backend::Backend& b,
+                              const Sharding& sharding) -> std::unique_ptr<Model> {
+      return std::make_unique<Gemma4Model>(s, b, sharding);
     };
     for (const char* name : {"Gemma4ForConditionalGeneration", "Gemma4ForCausalLM", "gemma4", "gemma4_text"}) {
       t.emplace(name, gemma4);
@@ -55,14 +58,15 @@ std::vector<std::string> supported_architectures() {
   return names;
 }
 
-std::unique_ptr<Model> load_model(const weights::Snapshot& snapshot, backend::Backend& backend) {
+std::unique_ptr<Model> load_model(const weights::Snapshot& snapshot, backend::Backend& backend,
+                                  const Sharding& sharding) {
   const auto it = factories().find(snapshot.architecture());
   if (it == factories().end()) {
     fail(ErrorKind::kUnsupported, "{}: architecture \"{}\" is not supported; supported: {}",
          (snapshot.dir() / "config.json").string(), snapshot.architecture(),
          fmt::join(supported_architectures(), ", "));
   }
-  return it->second(snapshot, backend);
+  return it->second(snapshot, backend, sharding);
 }
 
 }  // namespace loom::model

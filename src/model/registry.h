@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "model/model.h"
+#include "model/sharding.h"
 #include "weights/snapshot.h"
 
 namespace loom::model {
@@ -17,6 +18,13 @@ std::vector<std::string> supported_architectures();
 // Builds the family's model on `backend`, loading every weight it needs (copied out of the snapshot's mappings, so
 // the snapshot may be closed afterwards). An unknown architecture throws loom::Error(kUnsupported) naming it and
 // listing the supported ones; weight and config problems throw kInvalidFile / kUnsupported naming file and field.
-std::unique_ptr<Model> load_model(const weights::Snapshot& snapshot, backend::Backend& backend);
+//
+// With an active `sharding` (tensor parallelism, tensor_parallel.h) the model is rank sharding.rank()'s shard of the
+// text decoder: info().kv lists this rank's KV heads per layer, every collective runs through sharding.comm, and
+// forward() returns the full logits on every rank (all ranks must run the same steps). Splits the model's shapes do
+// not allow (heads or intermediate sizes the ranks do not divide, quantized columns cut inside a group) throw
+// kUnsupported naming the tensor or config field.
+std::unique_ptr<Model> load_model(const weights::Snapshot& snapshot, backend::Backend& backend,
+                                  const Sharding& sharding = {});
 
 }  // namespace loom::model

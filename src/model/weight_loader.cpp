@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -29,7 +30,97 @@ void permute_elements(const Tensor& src, Tensor& dst, int64_t count, IndexMap&& 
   }
 }
 
+size_t element_bytes(const Tensor& t) {
+  return static_cast<size_t>(dtype_bits(t.dtype()) / 8);
+}
+
+// Rows [begin, begin + count) of a [rows, …] tensor (any dtype), zero past its last row.
+Tensor tensor_rows(const Tensor& t, int64_t begin, int64_t count) {
+  if (t.empty()) return t;
+  Shape shape = t.shape();
+  const int64_t rows = shape[0];
+  shape[0] = count;
+  Tensor out = Tensor::zeros(t.dtype(), shape);
+  const size_t row_bytes = rows == 0 ? 0 : t.bytes() / static_cast<size_t>(rows);
+  const int64_t copied = std::clamp<int64_t>(rows - begin, 0, count);
+  if (copied > 0) {
+    std::memcpy(out.data(), static_cast<const unsigned char*>(t.data()) + static_cast<size_t>(begin) * row_bytes,
+                static_cast<size_t>(copied) * row_bytes);
+  }
+  return out;
+}
+
+// Columns [begin, begin + count) of a 2-D tensor (any dtype).
+Tensor tensor_cols(const Tensor& t, int64_t begin, int64_t count) {
+  if (t.empty()) return t;
+  const int64_t rows = t.dim(0), cols = t.dim(1);
+  Tensor out = Tensor::zeros(t.dtype(), {rows, count});
+  const size_t elem = element_bytes(t);
+  const auto* in = static_cast<const unsigned char*>(t.data());
+  auto* dst = static_cast<unsigned char*>(out.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(dst + static_cast<size_t>(r * count) * elem, in + static_cast<size_t>(r * cols + begin) * elem,
+                static_cast<size_t>(count) * elem);
+  }
+  return out;
+}
+
 }  // namespace
+
+weights::Weight weight_rows(const weights::Weight& w, int64_t begin, int64_t count, std::string_view name) {
+  if (begin < 0 || count < 0 || begin > w.rows) {
+    fail(ErrorKind::kInternal, "{}: rows [{}, {}) of a matrix of {} rows", name, begin, begin + count, w.rows);
+  }
+  weights::Weight out = w;
+  out.rows = count;
+  out.values = tensor_rows(w.values, begin, count);
+  out.scales = tensor_rows(w.scales, begin, count);
+  out.biases = tensor_rows(w.biases, begin, count);
+  return out;
+}
+
+weights::Weight weight_cols(const weights::Weight& w, int64_t begin, int64_t count, std::string_view name) {
+  if (begin < 0 || count < 0 || begin + count > w.cols) {
+    fail(ErrorKind::kInternal, "{}: columns [{}, {}) of a matrix of {} columns", name, begin, begin + count, w.cols);
+  }
+  weights::Weight out = w;
+  out.cols = count;
+  if (w.quant.mode == weights::QuantMode::kNone) {
+    out.values = tensor_cols(w.values, begin, count);
+    return out;
+  }
+  const int g = w.quant.group_size, bits = w.quant.bits;
+  if (g <= 0 || begin % g != 0 || count % g != 0 || (begin * bits) % 32 != 0 || (count * bits) % 32 != 0) {
+    fail(ErrorKind::kUnsupported,
+         "{}: cannot split columns [{}, {}) of a {} weight of {} columns: tensor-parallel cuts of a quantized matrix "
+         "must fall on whole groups of {} columns (and whole 32-bit words of packed codes)",
+         name, begin, begin + count, weights::quant_spec_name(w.quant), w.cols, g);
+  }
+  out.values = tensor_cols(w.values, begin * bits / 32, count * bits / 32);
+  out.scales = tensor_cols(w.scales, begin / g, count / g);
+  out.biases = tensor_cols(w.biases, begin / g, count / g);
+  return out;
+}
+
+weights::Weight WeightLoader::matrix_rows(std::string_view module, int64_t rows, int64_t cols, int64_t begin,
+                                          int64_t count) const {
+  return weight_rows(stored_matrix(module, rows, cols, true), begin, count, module);
+}
+
+weights::Weight WeightLoader::matrix_cols(std::string_view module, int64_t rows, int64_t cols, int64_t begin,
+                                          int64_t count) const {
+  return weight_cols(stored_matrix(module, rows, cols, true), begin, count, module);
+}
+
+Tensor WeightLoader::f32_slice(std::string_view name, int64_t size, int64_t begin, int64_t count) const {
+  const Tensor whole = f32(name, {size});
+  if (begin < 0 || count < 0 || begin + count > size) {
+    fail(ErrorKind::kInternal, "{}: elements [{}, {}) of a vector of {}", name, begin, begin + count, size);
+  }
+  Tensor out = Tensor::zeros(DType::kF32, {count});
+  std::copy_n(whole.data_as<float>() + begin, count, out.data_as<float>());
+  return out;
+}
 
 std::string WeightLoader::choose_prefix(std::initializer_list<std::string_view> prefixes,
                                         std::string_view probe) const {
@@ -66,6 +157,16 @@ void WeightLoader::check_float(const weights::TensorRef& ref, std::string_view n
 }
 
 weights::Weight WeightLoader::matrix(std::string_view module, int64_t rows, int64_t cols) const {
+  return stored_matrix(module, rows, cols, false);
+}
+
+weights::Weight WeightLoader::stored_matrix(std::string_view module, int64_t rows, int64_t cols, bool view) const {
+  // A view borrows the mapping's bytes (read only, possibly unaligned): only for slicing, which copies them at once.
+  const auto read = [view](const weights::TensorRef& ref) {
+    if (!view) return ref.file->to_tensor(ref.info->name);
+    const std::span<const std::byte> bytes = ref.file->bytes(ref.info->name);
+    return Tensor::borrow(ref.info->dtype, ref.info->shape, const_cast<std::byte*>(bytes.data()));
+  };
   const std::string name = std::string(module) + ".weight";
   const std::string scales_name = std::string(module) + ".scales";
   const weights::QuantConfig& qc = snapshot_.quant_config();
@@ -87,7 +188,7 @@ weights::Weight WeightLoader::matrix(std::string_view module, int64_t rows, int6
     const weights::TensorRef ref = require(name, {rows, cols});
     check_float(ref, name);
     check_shape(ref, name, {rows, cols});
-    w.values = ref.file->to_tensor(ref.info->name);
+    w.values = read(ref);
     return w;
   }
 
@@ -104,15 +205,15 @@ weights::Weight WeightLoader::matrix(std::string_view module, int64_t rows, int6
     fail(ErrorKind::kInvalidFile, "{}: quantized tensor {} is stored as {}, expected U32 packed codes",
          values.file->path().string(), name, dtype_name(values.info->dtype));
   }
-  w.values = values.file->to_tensor(values.info->name);
+  w.values = read(values);
   const weights::TensorRef scales = require(scales_name, grouped);
   check_shape(scales, scales_name, grouped);
-  w.scales = scales.file->to_tensor(scales.info->name);
+  w.scales = read(scales);
   if (spec.mode == weights::QuantMode::kAffine) {
     const std::string biases_name = std::string(module) + ".biases";
     const weights::TensorRef biases = require(biases_name, grouped);
     check_shape(biases, biases_name, grouped);
-    w.biases = biases.file->to_tensor(biases.info->name);
+    w.biases = read(biases);
   }
   weights::quant::validate(w, fmt::format("{}: {}", values.file->path().string(), name));
   return w;

@@ -24,6 +24,13 @@
 
 namespace loom::model {
 
+// Rows [begin, begin + count) of a weight in its stored format (scales and biases follow their rows); rows at or past
+// w.rows are zero, which every format decodes to 0. `name` is for messages.
+weights::Weight weight_rows(const weights::Weight& w, int64_t begin, int64_t count, std::string_view name);
+// Columns [begin, begin + count) of a weight in its stored format. Quantized weights are cut only at whole groups whose
+// packed codes start on a 32-bit word; otherwise throws kUnsupported naming `name`, the split and the group size.
+weights::Weight weight_cols(const weights::Weight& w, int64_t begin, int64_t count, std::string_view name);
+
 class WeightLoader {
  public:
   explicit WeightLoader(const weights::Snapshot& snapshot) : snapshot_(snapshot) {}
@@ -46,11 +53,24 @@ class WeightLoader {
   // returned as a Weight [out, in·p·p] in (in, py, px) order, matching backend::extract_patches.
   weights::Weight patch_embedding(std::string_view name, int64_t out, int64_t in, int patch) const;
 
+  // Tensor-parallel shards (model/tensor_parallel.h decides the ranges). Rows [begin, begin + count) of the [rows,
+  // cols] matrix `<module>.weight` in its stored format (column-parallel layers, vocab rows of an embedding); rows
+  // past the end of the matrix come back zero (a vocabulary shard padded to the common size).
+  weights::Weight matrix_rows(std::string_view module, int64_t rows, int64_t cols, int64_t begin, int64_t count) const;
+  // Columns [begin, begin + count) (row-parallel layers). A quantized matrix is cut only at whole groups (and whole
+  // packed 32-bit words); anything else throws kUnsupported naming the tensor, the split and the group size.
+  weights::Weight matrix_cols(std::string_view module, int64_t rows, int64_t cols, int64_t begin, int64_t count) const;
+  // Elements [begin, begin + count) of the F32 vector `name` [size] (biases of column-parallel layers).
+  Tensor f32_slice(std::string_view name, int64_t size, int64_t begin, int64_t count) const;
+
   // A float tensor of exactly `shape`, converted to F32. A 2-D `<module>.weight` stored quantized (with
   // `<module>.scales`) is decoded to F32: only small tables (position embeddings) are loaded this way.
   Tensor f32(std::string_view name, const Shape& shape) const;
 
  private:
+  // matrix(), or with `view` a Weight whose tensors borrow the snapshot's bytes (for the slices, which copy only their
+  // part: a rank never holds a second whole copy of a matrix).
+  weights::Weight stored_matrix(std::string_view module, int64_t rows, int64_t cols, bool view) const;
   // The tensor's reference; throws kInvalidFile naming the snapshot when it is missing.
   weights::TensorRef require(std::string_view name, const Shape& expected) const;
   void check_shape(const weights::TensorRef& ref, std::string_view name, const Shape& expected) const;

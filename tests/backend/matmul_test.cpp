@@ -128,6 +128,26 @@ TEST(Embedding, RejectsIdsOutsideTheVocabulary) {
   }
 }
 
+TEST(EmbeddingShard, GathersTheRowsInRangeAndZerosTheRest) {
+  cpu::CpuBackend backend;
+  std::mt19937 rng(18);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    // Vocabulary rows [20, 32) of a larger table; ids below, inside and past the shard (even past any vocabulary).
+    const weights::Weight shard = random_weight(rng, dtype, 12, 17);
+    const std::vector<int32_t> ids{0, 20, 31, 19, 32, 25, 25, 1000};
+    Tensor out = Tensor::zeros(DType::kF32, {8, 17});
+    for (float& v : out.span<float>()) v = 9.0f;  // every row must be written
+    backend.embedding_shard(shard, ids, 20, 2.5f, out);
+    EXPECT_EQ(testing::values_of(out), reference::embedding_shard(shard, ids, 20, 2.5f)) << dtype_name(dtype);
+    // The reference itself: in-range rows are the plain lookup of the local row, the rest zero.
+    const std::vector<int32_t> local{5};
+    const std::vector<float> row = reference::embedding(shard, local, 2.5f);
+    const std::vector<float> got = reference::embedding_shard(shard, std::vector<int32_t>{25}, 20, 2.5f);
+    EXPECT_EQ(got, row);
+    EXPECT_EQ(reference::embedding_shard(shard, std::vector<int32_t>{19}, 20, 2.5f), std::vector<float>(17, 0.0f));
+  }
+}
+
 TEST(AddBias, AddsTheBiasToEveryRow) {
   cpu::CpuBackend backend;
   std::mt19937 rng(17);

@@ -295,6 +295,27 @@ TEST(QuantEmbedding, GathersScaledRowsExactly) {
   }
 }
 
+TEST(QuantEmbeddingShard, GathersRowsInRangeAndZerosTheRest) {
+  cpu::CpuBackend backend;
+  std::mt19937 rng(26);
+  for (const Format& f : all_formats()) {
+    // The shard holds vocabulary rows [100, 140).
+    const Weight table = random_quantized(rng, f, 40, 2 * std::max(f.spec.group_size, 32));
+    const std::vector<int32_t> ids{100, 139, 99, 140, 107, 3};
+    Tensor out = Tensor::zeros(DType::kF32, {6, table.cols});
+    backend.embedding_shard(table, ids, 100, 45.25f, out);
+    const std::vector<float> deq = dequantized(table);
+    for (size_t t = 0; t < ids.size(); ++t) {
+      const int64_t local = ids[t] - 100;
+      for (int64_t c = 0; c < table.cols; ++c) {
+        const float want = local >= 0 && local < 40 ? deq[static_cast<size_t>(local * table.cols + c)] * 45.25f : 0.0f;
+        ASSERT_TRUE(same_bits(out.data_as<float>()[static_cast<int64_t>(t) * table.cols + c], want))
+            << f.name() << " token " << t << " column " << c;
+      }
+    }
+  }
+}
+
 TEST(QuantMatmul, StorageThatDisagreesWithTheSpecIsAnInternalError) {
   cpu::CpuBackend backend;
   Weight w;

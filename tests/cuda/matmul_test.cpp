@@ -128,5 +128,17 @@ TEST_F(CudaMatmulTest, EmbeddingEveryFormatIsExact) {
   EXPECT_THROW(gpu().embedding(table, std::vector<int32_t>{64}, 1.0f, out), Error);
 }
 
+TEST_F(CudaMatmulTest, EmbeddingShardEveryFormatMatchesTheCpu) {
+  // The shard holds vocabulary rows [64, 128); ids below, inside and past it.
+  const std::vector<int32_t> ids = {64, 0, 127, 128, 70, 63, 70};
+  for (const Case& c : cases(64, 256)) {
+    Tensor expected = Tensor::zeros(DType::kF32, {7, 256});
+    cpu().embedding_shard(c.weight, ids, 64, 1.5f, expected);
+    Tensor got = gpu().allocate(DType::kF32, {7, 256});
+    gpu().embedding_shard(gpu().upload(c.weight), ids, 64, 1.5f, got);
+    EXPECT_EQ(max_diff(got, expected), 0.0f) << c.name;
+  }
+}
+
 }  // namespace
 }  // namespace loom::backend::cuda::testing

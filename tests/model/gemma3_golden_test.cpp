@@ -18,6 +18,7 @@
 #include <string>
 
 #include "backend/cpu/cpu_backend.h"
+#include "golden_prompt.h"
 #include "model/registry.h"
 #include "model_test_util.h"
 #include "weights/snapshot.h"
@@ -59,23 +60,14 @@ Fixture& fixture(const std::string& name = "tiny_gemma3_vlm") {
 // Each run of token_type 1 is one image's soft tokens; its pixels are image k of the case's pixel file.
 std::vector<PromptImage> encode_images(const Fixture& f, Model& model, const json& c, int64_t size) {
   std::vector<PromptImage> images;
-  const std::vector<int> types = c["token_type_ids"].get<std::vector<int>>();
   std::vector<float> pixels;
   if (!c["pixels_file"].is_null()) {
     pixels = testing::read_f32_file(f.expected_dir() / c["pixels_file"].get<std::string>());
   }
-  const int64_t image_elems = 3 * size * size;
-  for (size_t i = 0; i < types.size(); ++i) {
-    if (types[i] != 1 || (i > 0 && types[i - 1] == 1)) continue;
-    size_t end = i;
-    while (end < types.size() && types[end] == 1) ++end;
+  for (const auto& [start, end] : testing::flagged_runs(c["token_type_ids"].get<std::vector<int>>())) {
     const auto k = static_cast<int64_t>(images.size());
-    EXPECT_LE((k + 1) * image_elems, static_cast<int64_t>(pixels.size()));
-    ImagePixels image;
-    image.pixel_values = Tensor::zeros(DType::kF32, {1, 3, size, size});
-    std::copy_n(pixels.data() + k * image_elems, image_elems, image.pixel_values.data_as<float>());
-    image.soft_tokens = static_cast<int64_t>(end - i);
-    images.push_back({static_cast<int64_t>(i), static_cast<int64_t>(end), model.encode_image(image)});
+    const ImagePixels image = testing::gemma3_image(pixels, k, size, end - start);
+    images.push_back({start, end, model.encode_image(image)});
   }
   EXPECT_EQ(static_cast<int64_t>(images.size()), c["num_images"].get<int64_t>());
   return images;

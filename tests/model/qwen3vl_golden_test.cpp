@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.h"
+#include "golden_prompt.h"
 #include "model/registry.h"
 #include "model_test_util.h"
 #include "mrope_runner.h"
@@ -44,15 +45,9 @@ std::vector<float> case_features(Model& model, const std::filesystem::path& expe
   std::vector<float> features;
   int64_t row = 0;
   for (const auto& g : grids) {
-    const int64_t rows = g[0] * g[1] * g[2];
-    ImagePixels image;
-    image.pixel_values = Tensor::zeros(DType::kF32, {rows, row_width});
-    std::copy_n(pixels.data() + row * row_width, rows * row_width, image.pixel_values.data_as<float>());
-    std::copy(g.begin(), g.end(), image.grid_thw);
-    image.soft_tokens = rows / 4;
-    const Tensor e = model.encode_image(image);
+    const Tensor e = model.encode_image(testing::qwen3vl_image(pixels, row, row_width, g, 2));
     features.insert(features.end(), e.data_as<float>(), e.data_as<float>() + e.elements());
-    row += rows;
+    row += g[0] * g[1] * g[2];
   }
   return features;
 }

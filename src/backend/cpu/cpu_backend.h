@@ -21,6 +21,8 @@ class CpuBackend final : public Backend {
   void copy(const Tensor& src, Tensor& dst) override;
 
   void embedding(const weights::Weight& table, std::span<const int32_t> ids, float scale, Tensor& out) override;
+  void embedding_shard(const weights::Weight& table, std::span<const int32_t> ids, int64_t first_id, float scale,
+                       Tensor& out) override;
   void matmul(const Tensor& x, const weights::Weight& w, Tensor& out) override;
   void add_bias(Tensor& x, const Tensor& bias) override;
 

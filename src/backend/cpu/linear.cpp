@@ -51,6 +51,28 @@ void CpuBackend::embedding(const weights::Weight& table, std::span<const int32_t
   });
 }
 
+void CpuBackend::embedding_shard(const weights::Weight& table, std::span<const int32_t> ids, int64_t first_id,
+                                 float scale, Tensor& out) {
+  const FormatKernels& kernels = format_kernels(table, "embedding_shard");
+  expect_f32(out, "embedding_shard", "out");
+  expect_shape(out, {static_cast<int64_t>(ids.size()), table.cols}, "embedding_shard", "out");
+  float* dst = out.data_as<float>();
+  parallel(static_cast<int64_t>(ids.size()), 8, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      float* row = dst + t * table.cols;
+      const int64_t local = ids[static_cast<size_t>(t)] - first_id;
+      if (local < 0 || local >= table.rows) {
+        std::fill_n(row, table.cols, 0.0f);
+        continue;
+      }
+      kernels.decode(table, local, local + 1, row);
+      if (scale != 1.0f) {
+        for (int64_t c = 0; c < table.cols; ++c) row[c] *= scale;
+      }
+    }
+  });
+}
+
 void CpuBackend::matmul(const Tensor& x, const weights::Weight& w, Tensor& out) {
   const FormatKernels& kernels = format_kernels(w, "matmul");
   expect_f32(x, "matmul", "x");

@@ -40,6 +40,8 @@ class CudaBackend final : public Backend {
   std::optional<DeviceMemoryInfo> memory_info() const override;
 
   void embedding(const weights::Weight& table, std::span<const int32_t> ids, float scale, Tensor& out) override;
+  void embedding_shard(const weights::Weight& table, std::span<const int32_t> ids, int64_t first_id, float scale,
+                       Tensor& out) override;
   void matmul(const Tensor& x, const weights::Weight& w, Tensor& out) override;
   void add_bias(Tensor& x, const Tensor& bias) override;
 

@@ -44,6 +44,8 @@ void dequantize(const WeightView& w, Format format, const int32_t* ids, int64_t 
 // out[i·rows + r] = x[i, :] · w[r, :] for i < n ≤ kGemvMaxRows; x rows 16-byte aligned unless kFloatAny.
 void gemv(const WeightView& w, Format format, const float* x, int n, float* out);
 void add_bias(float* x, const float* bias, int64_t rows, int64_t cols);
+// out[k, :] = 0 for every k with keep[k] == 0 (the rows of a vocab-parallel embedding outside this rank's range).
+void zero_rows(float* out, const int32_t* keep, int64_t count, int64_t cols);
 
 // mode: 0 none, 1 scale, 2 one-plus.
 void rms_norm(const float* x, const float* w, int mode, float eps, int64_t rows, int64_t dim, float* out);

@@ -119,6 +119,34 @@ void CudaBackend::embedding(const weights::Weight& table, std::span<const int32_
   check_launch("embedding");
 }
 
+void CudaBackend::embedding_shard(const weights::Weight& table, std::span<const int32_t> ids, int64_t first_id,
+                                  float scale, Tensor& out) {
+  const WeightView view = make_view(table, "embedding_shard");
+  const Format format = format_of(table, "embedding_shard");
+  expect_f32(out, "embedding_shard", "out");
+  expect_shape(out, {static_cast<int64_t>(ids.size()), table.cols}, "embedding_shard", "out");
+  if (ids.empty() || table.cols == 0) return;
+  // Ids outside this rank's rows decode row 0 (any valid row) and are then zeroed.
+  std::vector<int32_t> local(ids.size()), keep(ids.size());
+  for (size_t t = 0; t < ids.size(); ++t) {
+    const int64_t row = ids[t] - first_id;
+    keep[t] = row >= 0 && row < table.rows ? 1 : 0;
+    local[t] = keep[t] != 0 ? static_cast<int32_t>(row) : 0;
+  }
+  if (table.rows == 0) {
+    LOOM_CUDA(cudaMemset(out.data(), 0, out.bytes()));
+    return;
+  }
+  MetaUpload meta;
+  const size_t local_offset = meta.add(std::span<const int32_t>(local));
+  const size_t keep_offset = meta.add(std::span<const int32_t>(keep));
+  const uint8_t* base = meta.commit(state_->meta);
+  const auto count = static_cast<int64_t>(ids.size());
+  kernels::dequantize(view, format, at<int32_t>(base, local_offset), 0, count, scale, out.data_as<float>());
+  kernels::zero_rows(out.data_as<float>(), at<int32_t>(base, keep_offset), count, table.cols);
+  check_launch("embedding_shard");
+}
+
 void CudaBackend::matmul(const Tensor& x, const weights::Weight& w, Tensor& out) {
   const WeightView view = make_view(w, "matmul");
   const Format format = format_of(w, "matmul");

@@ -141,7 +141,17 @@ __global__ void add_bias_kernel(float* x, const float* bias, int64_t rows, int64
   if (i < rows * cols) x[i] += bias[i % cols];
 }
 
+__global__ void zero_rows_kernel(float* out, const int32_t* keep, int64_t count, int64_t cols) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count * cols && keep[i / cols] == 0) out[i] = 0.0f;
+}
+
 }  // namespace
+
+void zero_rows(float* out, const int32_t* keep, int64_t count, int64_t cols) {
+  if (count * cols == 0) return;
+  zero_rows_kernel<<<static_cast<unsigned>((count * cols + 255) / 256), 256>>>(out, keep, count, cols);
+}
 
 void dequantize(const WeightView& w, Format format, const int32_t* ids, int64_t first, int64_t count, float scale,
                 float* out) {

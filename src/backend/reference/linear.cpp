@@ -53,6 +53,18 @@ std::vector<float> embedding(const weights::Weight& w, std::span<const int32_t> 
   return out;
 }
 
+std::vector<float> embedding_shard(const weights::Weight& w, std::span<const int32_t> ids, int64_t first_id,
+                                   float scale) {
+  std::vector<float> out;
+  out.reserve(ids.size() * static_cast<size_t>(w.cols));
+  for (int32_t id : ids) {
+    const int64_t row = id - first_id;
+    const bool mine = row >= 0 && row < w.rows;
+    for (int64_t c = 0; c < w.cols; ++c) out.push_back(mine ? float_element(w, row * w.cols + c) * scale : 0.0f);
+  }
+  return out;
+}
+
 std::vector<float> matmul(std::span<const float> x, int64_t n, const weights::Weight& w) {
   std::vector<float> out(static_cast<size_t>(n * w.rows));
   for (int64_t i = 0; i < n; ++i) {

@@ -21,6 +21,9 @@ float float_element(const weights::Weight& w, int64_t index);
 
 // out [ids, cols] = rows of w times scale.
 std::vector<float> embedding(const weights::Weight& w, std::span<const int32_t> ids, float scale);
+// The vocab-parallel lookup: w holds rows [first_id, first_id + w.rows); other ids give zero rows.
+std::vector<float> embedding_shard(const weights::Weight& w, std::span<const int32_t> ids, int64_t first_id,
+                                   float scale);
 // out [n, w.rows] = x [n, w.cols] · wᵀ, accumulated in double.
 std::vector<float> matmul(std::span<const float> x, int64_t n, const weights::Weight& w);
 

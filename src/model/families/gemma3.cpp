@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/float_formats.h"
+#include "model/tensor_parallel.h"
 #include "model/weight_loader.h"
 
 namespace loom::model {
@@ -13,11 +14,15 @@ using backend::Batch;
 using backend::KvCache;
 
 // The text decoder's manifest. `prefix` is "model.language_model." (multimodal) or "model." (text-only).
-Gemma3TextWeights load_text_weights(const WeightLoader& loader, const TextConfig& c, const std::string& prefix) {
+Gemma3TextWeights load_text_weights(const WeightLoader& loader, const TextConfig& c, const std::string& prefix,
+                                    const Sharding& sharding) {
   const int64_t h = c.hidden_size, inter = c.intermediate_size, d = c.head_dim;
   const int64_t q_rows = int64_t{c.heads} * d, kv_rows = int64_t{c.kv_heads} * d;
+  const HeadShard heads = shard_heads(sharding, c.heads, c.kv_heads, "[gemma3] " + prefix + "layers");
+  const ShardRange q_part{heads.head_begin * d, heads.heads * d}, kv_part{heads.kv_begin * d, heads.kv_heads * d};
+  const ShardRange mlp_part = even_shard(sharding, inter, "[gemma3] intermediate_size");
   Gemma3TextWeights w;
-  w.embed = loader.matrix(prefix + "embed_tokens", c.vocab_size, h);
+  w.embed = load_vocab_table(loader, sharding, prefix + "embed_tokens", c.vocab_size, h);
   for (int i = 0; i < c.layers; ++i) {
     const std::string l = prefix + "layers." + std::to_string(i) + ".";
     Gemma3DecoderLayerWeights layer;
@@ -25,20 +30,20 @@ Gemma3TextWeights load_text_weights(const WeightLoader& loader, const TextConfig
     layer.post_attention_norm = loader.f32(l + "post_attention_layernorm.weight", {h});
     layer.pre_feedforward_norm = loader.f32(l + "pre_feedforward_layernorm.weight", {h});
     layer.post_feedforward_norm = loader.f32(l + "post_feedforward_layernorm.weight", {h});
-    layer.attention.q.weight = loader.matrix(l + "self_attn.q_proj", q_rows, h);
-    layer.attention.k.weight = loader.matrix(l + "self_attn.k_proj", kv_rows, h);
-    layer.attention.v.weight = loader.matrix(l + "self_attn.v_proj", kv_rows, h);
-    layer.attention.o.weight = loader.matrix(l + "self_attn.o_proj", h, q_rows);
+    layer.attention.q = load_column_parallel(loader, l + "self_attn.q_proj", q_rows, h, q_part);
+    layer.attention.k = load_column_parallel(loader, l + "self_attn.k_proj", kv_rows, h, kv_part);
+    layer.attention.v = load_column_parallel(loader, l + "self_attn.v_proj", kv_rows, h, kv_part);
+    layer.attention.o = load_row_parallel(loader, l + "self_attn.o_proj", h, q_rows, q_part);
     layer.attention.q_norm = loader.f32(l + "self_attn.q_norm.weight", {d});
     layer.attention.k_norm = loader.f32(l + "self_attn.k_norm.weight", {d});
-    layer.mlp.gate.weight = loader.matrix(l + "mlp.gate_proj", inter, h);
-    layer.mlp.up.weight = loader.matrix(l + "mlp.up_proj", inter, h);
-    layer.mlp.down.weight = loader.matrix(l + "mlp.down_proj", h, inter);
+    layer.mlp.gate = load_column_parallel(loader, l + "mlp.gate_proj", inter, h, mlp_part);
+    layer.mlp.up = load_column_parallel(loader, l + "mlp.up_proj", inter, h, mlp_part);
+    layer.mlp.down = load_row_parallel(loader, l + "mlp.down_proj", h, inter, mlp_part);
     w.layers.push_back(std::move(layer));
   }
   w.final_norm = loader.f32(prefix + "norm.weight", {h});
   // Gemma ties the output projection to the embedding; some MLX snapshots carry a separate (quantized) lm_head.
-  w.lm_head = loader.has("lm_head.weight") ? loader.matrix("lm_head", c.vocab_size, h) : w.embed;
+  w.lm_head = loader.has("lm_head.weight") ? load_vocab_table(loader, sharding, "lm_head", c.vocab_size, h) : w.embed;
   return w;
 }
 
@@ -57,12 +62,13 @@ float gemma3_embedding_scale(const weights::Weight& embed, int64_t hidden) {
   }
 }
 
-Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& backend)
-    : backend_(backend), config_(parse_gemma3_config(snapshot)) {
+Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& backend, const Sharding& sharding)
+    : backend_(backend), sharding_(sharding), config_(parse_gemma3_config(snapshot)) {
   const WeightLoader loader(snapshot);
   const TextConfig& t = config_.text;
   const std::string text_prefix = loader.choose_prefix({"model.language_model.", "model."}, "embed_tokens.weight");
-  text_ = load_text_weights(loader, t, text_prefix);
+  text_ = load_text_weights(loader, t, text_prefix, sharding_);
+  const HeadShard heads = shard_heads(sharding_, t.heads, t.kv_heads, "[gemma3] attention");
   embed_scale_ = gemma3_embedding_scale(text_.embed, t.hidden_size);
   upload_text_weights();
 
@@ -71,8 +77,8 @@ Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& ba
   for (int i = 0; i < t.layers; ++i) {
     const bool sliding = t.layer_types[static_cast<size_t>(i)] == LayerKind::kSlidingAttention;
     attention_.push_back({
-        .heads = t.heads,
-        .kv_heads = t.kv_heads,
+        .heads = heads.heads,
+        .kv_heads = heads.kv_heads,
         .head_dim = t.head_dim,
         .qk_norm = {.eps = t.rms_norm_eps, .weight = t.norm_weight},
         .rope = sliding ? &rope_sliding_ : &rope_full_,
@@ -80,6 +86,7 @@ Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& ba
                  .mask = sliding ? backend::MaskKind::kSliding : backend::MaskKind::kCausal,
                  .window = sliding ? t.sliding_window : 0,
                  .logit_softcap = t.attn_logit_softcap},
+        .reduce = reducer(sharding_),
     });
   }
 
@@ -102,7 +109,7 @@ Gemma3Model::Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& ba
   info_.hidden_size = t.hidden_size;
   info_.context_length = t.max_position_embeddings;
   info_.position_axes = 1;
-  info_.kv.assign(static_cast<size_t>(t.layers), {.kv_heads = t.kv_heads, .head_dim = t.head_dim});
+  info_.kv.assign(static_cast<size_t>(t.layers), {.kv_heads = heads.kv_heads, .head_dim = t.head_dim});
   info_.stop_ids = config_.stop_ids;
   info_.image_token_id = config_.vision ? config_.image_token_id : -1;
   info_.bidirectional_images = config_.vision.has_value();
@@ -188,7 +195,7 @@ Tensor Gemma3Model::forward(const StepInputs& step, KvCache& cache) {
     for (int32_t& id : ids_) id = id == config_.image_token_id ? 0 : id;
   }
   Tensor x = scratch_.get(Slot::kResidual, {tokens, c.hidden_size});
-  backend_.embedding(text_.embed, ids_, embed_scale_, x);
+  embed_tokens(backend_, sharding_, text_.embed, c.vocab_size, ids_, embed_scale_, x);
   scatter_images(step, x);
 
   const backend::RmsNormSpec norm{.eps = c.rms_norm_eps, .weight = c.norm_weight};
@@ -203,7 +210,7 @@ Tensor Gemma3Model::forward(const StepInputs& step, KvCache& cache) {
     backend_.rms_norm(branch, &layer.post_attention_norm, norm, branch_normed);
     backend_.add(x, branch_normed, x);
     backend_.rms_norm(x, &layer.pre_feedforward_norm, norm, normed);
-    gated_mlp(backend_, layer.mlp, c.activation, normed, scratch_, branch);
+    gated_mlp(backend_, layer.mlp, c.activation, normed, scratch_, branch, reducer(sharding_));
     backend_.rms_norm(branch, &layer.post_feedforward_norm, norm, branch_normed);
     backend_.add(x, branch_normed, x);
   }
@@ -222,10 +229,7 @@ Tensor Gemma3Model::forward(const StepInputs& step, KvCache& cache) {
   }
   Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
   backend_.rms_norm(rows, &text_.final_norm, norm, final_rows);
-  Tensor logits = backend_.allocate(DType::kF32, {rows.dim(0), c.vocab_size});
-  backend_.matmul(final_rows, text_.lm_head, logits);
-  if (c.final_logit_softcap > 0) backend_.softcap(logits, c.final_logit_softcap, logits);
-  return backend_.to_host(logits);
+  return lm_head_logits(backend_, sharding_, text_.lm_head, c.vocab_size, final_rows, c.final_logit_softcap);
 }
 
 }  // namespace loom::model

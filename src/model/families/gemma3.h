@@ -17,6 +17,7 @@
 #include "model/families/siglip.h"
 #include "model/layers.h"
 #include "model/model.h"
+#include "model/sharding.h"
 #include "weights/snapshot.h"
 
 namespace loom::model {
@@ -31,7 +32,7 @@ struct Gemma3DecoderLayerWeights {
 };
 
 struct Gemma3TextWeights {
-  weights::Weight embed;  // [vocab, hidden]
+  weights::Weight embed;  // [vocab, hidden] (sharded: this rank's vocabulary rows)
   std::vector<Gemma3DecoderLayerWeights> layers;
   Tensor final_norm;        // F32 [hidden]
   weights::Weight lm_head;  // [vocab, hidden]; shares the embedding's storage when tied
@@ -48,7 +49,9 @@ float gemma3_embedding_scale(const weights::Weight& embed, int64_t hidden);
 
 class Gemma3Model final : public Model {
  public:
-  Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& backend);
+  // With an active `sharding`, the text decoder is this rank's tensor-parallel shard (tensor_parallel.h); the vision
+  // tower and projector are whole on every rank.
+  Gemma3Model(const weights::Snapshot& snapshot, backend::Backend& backend, const Sharding& sharding = {});
 
   const ModelInfo& info() const override { return info_; }
   backend::Backend* backend() override { return &backend_; }
@@ -62,6 +65,7 @@ class Gemma3Model final : public Model {
   void scatter_images(const StepInputs& step, Tensor& x);
 
   backend::Backend& backend_;
+  Sharding sharding_;
   Gemma3Config config_;
   ModelInfo info_;
   Gemma3TextWeights text_;

@@ -1,11 +1,13 @@
 #include "model/families/gemma4.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
-#include <cstring>
 
 #include "core/error.h"
 #include "model/families/gemma3.h"
 #include "model/row_ops.h"
+#include "model/tensor_parallel.h"
 #include "model/weight_loader.h"
 
 namespace loom::model {
@@ -14,19 +16,8 @@ namespace {
 using backend::Batch;
 using backend::KvCache;
 
-// The first `rows` rows of `w` starting at `begin` as their own Weight (gate and up halves of gate_up_proj).
-weights::Weight row_block(const weights::Weight& w, int64_t begin, int64_t rows) {
-  weights::Weight out;
-  out.rows = rows;
-  out.cols = w.cols;
-  out.values = Tensor::zeros(w.values.dtype(), {rows, w.cols});
-  const size_t row_bytes = w.values.bytes() / static_cast<size_t>(w.rows);
-  std::memcpy(out.values.data(), static_cast<const unsigned char*>(w.values.data()) + begin * row_bytes,
-              static_cast<size_t>(rows) * row_bytes);
-  return out;
-}
-
-Gemma4MoeWeights load_moe(const WeightLoader& loader, const Gemma4TextConfig& c, const std::string& l) {
+Gemma4MoeWeights load_moe(const WeightLoader& loader, const Gemma4TextConfig& c, const std::string& l,
+                          const Sharding& sharding) {
   const int64_t h = c.base.hidden_size, inter = c.moe_intermediate_size;
   Gemma4MoeWeights m;
   m.router = loader.matrix(l + "router.proj", c.experts, h);
@@ -40,9 +31,13 @@ Gemma4MoeWeights load_moe(const WeightLoader& loader, const Gemma4TextConfig& c,
   std::vector<weights::Weight> down = loader.stacked_matrices(l + "experts.down_proj", c.experts, h, inter);
   for (int e = 0; e < c.experts; ++e) {
     GatedMlpWeights expert;
-    expert.gate.weight = row_block(gate_up[static_cast<size_t>(e)], 0, inter);
-    expert.up.weight = row_block(gate_up[static_cast<size_t>(e)], inter, inter);
+    expert.gate.weight = weight_rows(gate_up[static_cast<size_t>(e)], 0, inter, l + "experts.gate_up_proj");
+    expert.up.weight = weight_rows(gate_up[static_cast<size_t>(e)], inter, inter, l + "experts.gate_up_proj");
     expert.down.weight = std::move(down[static_cast<size_t>(e)]);
+    if (sharding.active()) {
+      shard_expert(expert, even_shard(sharding, inter, "[gemma4] " + l + "moe_intermediate_size"),
+                   l + "experts." + std::to_string(e));
+    }
     m.experts.push_back(std::move(expert));
   }
   m.pre_feedforward_norm_2 = loader.f32(l + "pre_feedforward_layernorm_2.weight", {h});
@@ -53,11 +48,12 @@ Gemma4MoeWeights load_moe(const WeightLoader& loader, const Gemma4TextConfig& c,
 
 // The text decoder's manifest. `prefix` is "model.language_model." (multimodal) or "model." (text-only).
 Gemma4TextWeights load_text_weights(const WeightLoader& loader, const Gemma4TextConfig& c,
-                                    const std::vector<Gemma4LayerPlan>& plans, const std::string& prefix) {
+                                    const std::vector<Gemma4LayerPlan>& plans, const std::vector<HeadShard>& heads,
+                                    const std::string& prefix, const Sharding& sharding) {
   const TextConfig& t = c.base;
   const int64_t h = t.hidden_size, ple = c.ple_dim, all_ple = int64_t{t.layers} * c.ple_dim;
   Gemma4TextWeights w;
-  w.embed = loader.matrix(prefix + "embed_tokens", t.vocab_size, h);
+  w.embed = load_vocab_table(loader, sharding, prefix + "embed_tokens", t.vocab_size, h);
   if (ple > 0) {
     w.embed_per_layer = loader.matrix(prefix + "embed_tokens_per_layer", c.ple_vocab, all_ple);
     w.per_layer_model_projection = loader.matrix(prefix + "per_layer_model_projection", all_ple, h);
@@ -67,23 +63,26 @@ Gemma4TextWeights load_text_weights(const WeightLoader& loader, const Gemma4Text
     const Gemma4LayerPlan& p = plans[static_cast<size_t>(i)];
     const std::string l = prefix + "layers." + std::to_string(i) + ".";
     const int64_t d = p.head_dim, q_rows = int64_t{t.heads} * d, kv_rows = int64_t{p.kv_heads} * d;
+    const HeadShard& hs = heads[static_cast<size_t>(i)];
+    const ShardRange q_part{hs.head_begin * d, hs.heads * d}, kv_part{hs.kv_begin * d, hs.kv_heads * d};
+    const ShardRange mlp_part = even_shard(sharding, p.intermediate_size, "[gemma4] " + l + "mlp intermediate size");
     Gemma4DecoderLayerWeights layer;
     layer.input_norm = loader.f32(l + "input_layernorm.weight", {h});
     layer.post_attention_norm = loader.f32(l + "post_attention_layernorm.weight", {h});
     layer.pre_feedforward_norm = loader.f32(l + "pre_feedforward_layernorm.weight", {h});
     layer.post_feedforward_norm = loader.f32(l + "post_feedforward_layernorm.weight", {h});
-    layer.attention.q.weight = loader.matrix(l + "self_attn.q_proj", q_rows, h);
-    layer.attention.o.weight = loader.matrix(l + "self_attn.o_proj", h, q_rows);
+    layer.attention.q = load_column_parallel(loader, l + "self_attn.q_proj", q_rows, h, q_part);
+    layer.attention.o = load_row_parallel(loader, l + "self_attn.o_proj", h, q_rows, q_part);
     layer.attention.q_norm = loader.f32(l + "self_attn.q_norm.weight", {d});
     if (p.stores_kv) {  // shared layers have no k/v projections (a snapshot may still carry unused ones)
-      layer.attention.k.weight = loader.matrix(l + "self_attn.k_proj", kv_rows, h);
-      if (!p.k_eq_v) layer.attention.v.weight = loader.matrix(l + "self_attn.v_proj", kv_rows, h);
+      layer.attention.k = load_column_parallel(loader, l + "self_attn.k_proj", kv_rows, h, kv_part);
+      if (!p.k_eq_v) layer.attention.v = load_column_parallel(loader, l + "self_attn.v_proj", kv_rows, h, kv_part);
       layer.attention.k_norm = loader.f32(l + "self_attn.k_norm.weight", {d});
     }
-    layer.mlp.gate.weight = loader.matrix(l + "mlp.gate_proj", p.intermediate_size, h);
-    layer.mlp.up.weight = loader.matrix(l + "mlp.up_proj", p.intermediate_size, h);
-    layer.mlp.down.weight = loader.matrix(l + "mlp.down_proj", h, p.intermediate_size);
-    if (c.moe) layer.moe = load_moe(loader, c, l);
+    layer.mlp.gate = load_column_parallel(loader, l + "mlp.gate_proj", p.intermediate_size, h, mlp_part);
+    layer.mlp.up = load_column_parallel(loader, l + "mlp.up_proj", p.intermediate_size, h, mlp_part);
+    layer.mlp.down = load_row_parallel(loader, l + "mlp.down_proj", h, p.intermediate_size, mlp_part);
+    if (c.moe) layer.moe = load_moe(loader, c, l, sharding);
     if (ple > 0) {
       layer.per_layer_input_gate.weight = loader.matrix(l + "per_layer_input_gate", ple, h);
       layer.per_layer_projection.weight = loader.matrix(l + "per_layer_projection", h, ple);
@@ -93,36 +92,41 @@ Gemma4TextWeights load_text_weights(const WeightLoader& loader, const Gemma4Text
     w.layers.push_back(std::move(layer));
   }
   w.final_norm = loader.f32(prefix + "norm.weight", {h});
-  w.lm_head = loader.has("lm_head.weight") ? loader.matrix("lm_head", t.vocab_size, h) : w.embed;
+  w.lm_head = loader.has("lm_head.weight") ? load_vocab_table(loader, sharding, "lm_head", t.vocab_size, h) : w.embed;
   return w;
 }
 
 }  // namespace
 
-Gemma4Model::Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& backend)
-    : backend_(backend), config_(parse_gemma4_config(snapshot)) {
+Gemma4Model::Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& backend, const Sharding& sharding)
+    : backend_(backend), sharding_(sharding), config_(parse_gemma4_config(snapshot)) {
   const WeightLoader loader(snapshot);
   const Gemma4TextConfig& c = config_.text;
   const TextConfig& t = c.base;
   plans_ = plan_gemma4_layers(c);
   multimodal_ = snapshot.config().contains("text_config");
   const std::string text_prefix = loader.choose_prefix({"model.language_model.", "model."}, "embed_tokens.weight");
-  text_ = load_text_weights(loader, c, plans_, text_prefix);
+  std::vector<HeadShard> heads;
+  for (size_t i = 0; i < plans_.size(); ++i) {
+    heads.push_back(shard_heads(sharding_, t.heads, plans_[i].kv_heads, fmt::format("[gemma4] layer {}", i)));
+  }
+  text_ = load_text_weights(loader, c, plans_, heads, text_prefix, sharding_);
   embed_scale_ = gemma3_embedding_scale(text_.embed, t.hidden_size);
   if (c.ple_dim > 0) ple_scale_ = gemma3_embedding_scale(text_.embed_per_layer, c.ple_dim);
   upload_text_weights();
 
   rope_full_ = backend::make_rope_table(t.rope_full);
   rope_sliding_ = backend::make_rope_table(t.rope_sliding);
-  for (const Gemma4LayerPlan& p : plans_) {
+  for (size_t i = 0; i < plans_.size(); ++i) {
+    const Gemma4LayerPlan& p = plans_[i];
     const bool sliding = p.kind == LayerKind::kSlidingAttention;
     // Image runs attend bidirectionally only on sliding layers, and only inside the window (26B/31B); full layers
     // stay causal.
     const backend::SpanMode spans =
         c.bidirectional_vision && sliding ? backend::SpanMode::kWithinWindow : backend::SpanMode::kIgnore;
     attention_.push_back({
-        .heads = t.heads,
-        .kv_heads = p.kv_heads,
+        .heads = heads[i].heads,
+        .kv_heads = heads[i].kv_heads,
         .head_dim = p.head_dim,
         .qk_norm = {.eps = t.rms_norm_eps, .weight = t.norm_weight},
         .v_norm = true,
@@ -133,6 +137,7 @@ Gemma4Model::Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& ba
                  .logit_softcap = 0,
                  .spans = spans},
         .shared_kv = !p.stores_kv,
+        .reduce = reducer(sharding_),
     });
   }
   if (config_.has_vision) vision_ = make_gemma4_image_encoder(snapshot, loader, backend);
@@ -143,6 +148,10 @@ Gemma4Model::Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& ba
   info_.context_length = t.max_position_embeddings;
   info_.position_axes = 1;
   info_.kv = gemma4_kv_layers(plans_);
+  // A KV-shared layer reads its source's cache layer: same kv_heads, same shard of them.
+  for (size_t i = 0, k = 0; i < plans_.size(); ++i) {
+    if (plans_[i].stores_kv) info_.kv[k++].kv_heads = heads[i].kv_heads;
+  }
   info_.stop_ids = config_.stop_ids;
   info_.image_token_id = config_.has_vision ? config_.image_token_id : -1;
   info_.bidirectional_images = config_.has_vision && c.bidirectional_vision;
@@ -242,14 +251,20 @@ void Gemma4Model::decoder_layer(int i, const Batch& batch, KvCache& cache, const
   backend_.add(x, branch_normed, x);
 
   backend_.rms_norm(x, &layer.pre_feedforward_norm, norm, normed);
-  gated_mlp(backend_, layer.mlp, t.activation, normed, scratch_, branch);
   if (layer.moe) {
-    // Dense and expert branches each get their own post-norm, then share post_feedforward_layernorm.
-    Tensor experts = scratch_.get(Slot::kMoeBranch, {tokens, hidden});
+    // Dense and expert branches each get their own post-norm, then share post_feedforward_layernorm. Sharded, both
+    // branches are partial sums and the norms need the full ones: the two sit in one buffer, joined by one reduce.
+    Tensor both = scratch_.get(Slot::kMoeBranch, {2 * tokens, hidden});
+    Tensor dense = row_block(both, 0, tokens);
+    Tensor experts = row_block(both, tokens, tokens);
+    gated_mlp(backend_, layer.mlp, t.activation, normed, scratch_, dense);
     gemma4_moe(backend_, *layer.moe, config_.text.top_k_experts, t.rms_norm_eps, t.activation, x, scratch_, experts);
-    backend_.rms_norm(branch, &layer.moe->post_feedforward_norm_1, norm, branch_normed);
+    all_reduce(sharding_, both);
+    backend_.rms_norm(dense, &layer.moe->post_feedforward_norm_1, norm, branch_normed);
     backend_.rms_norm(experts, &layer.moe->post_feedforward_norm_2, norm, branch);
     backend_.add(branch_normed, branch, branch);
+  } else {
+    gated_mlp(backend_, layer.mlp, t.activation, normed, scratch_, branch, reducer(sharding_));
   }
   backend_.rms_norm(branch, &layer.post_feedforward_norm, norm, branch_normed);
   backend_.add(x, branch_normed, x);
@@ -290,7 +305,7 @@ Tensor Gemma4Model::forward(const StepInputs& step, KvCache& cache) {
     }
   }
   Tensor x = scratch_.get(Slot::kResidual, {tokens, t.hidden_size});
-  backend_.embedding(text_.embed, ids_, embed_scale_, x);
+  embed_tokens(backend_, sharding_, text_.embed, t.vocab_size, ids_, embed_scale_, x);
   scatter_images(step, x);
   const Tensor per_layer = c.ple_dim > 0 ? per_layer_inputs(x) : Tensor();
 
@@ -309,10 +324,7 @@ Tensor Gemma4Model::forward(const StepInputs& step, KvCache& cache) {
   }
   Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
   backend_.rms_norm(rows, &text_.final_norm, {.eps = t.rms_norm_eps, .weight = t.norm_weight}, final_rows);
-  Tensor logits = backend_.allocate(DType::kF32, {rows.dim(0), t.vocab_size});
-  backend_.matmul(final_rows, text_.lm_head, logits);
-  if (t.final_logit_softcap > 0) backend_.softcap(logits, t.final_logit_softcap, logits);
-  return backend_.to_host(logits);
+  return lm_head_logits(backend_, sharding_, text_.lm_head, t.vocab_size, final_rows, t.final_logit_softcap);
 }
 
 }  // namespace loom::model

@@ -23,6 +23,7 @@
 #include "model/families/gemma4_moe.h"
 #include "model/layers.h"
 #include "model/model.h"
+#include "model/sharding.h"
 #include "weights/snapshot.h"
 
 namespace loom::model {
@@ -53,7 +54,9 @@ struct Gemma4TextWeights {
 
 class Gemma4Model final : public Model {
  public:
-  Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& backend);
+  // With an active `sharding`, the text decoder is this rank's tensor-parallel shard (tensor_parallel.h; MoE layers
+  // split every expert's intermediate dimension); per-layer embeddings, routers and the vision tower are whole.
+  Gemma4Model(const weights::Snapshot& snapshot, backend::Backend& backend, const Sharding& sharding = {});
 
   const ModelInfo& info() const override { return info_; }
   backend::Backend* backend() override { return &backend_; }
@@ -73,6 +76,7 @@ class Gemma4Model final : public Model {
   void decoder_layer(int i, const backend::Batch& batch, backend::KvCache& cache, const Tensor& per_layer, Tensor& x);
 
   backend::Backend& backend_;
+  Sharding sharding_;
   Gemma4Config config_;
   std::vector<Gemma4LayerPlan> plans_;
   bool multimodal_ = false;  // Gemma4ForConditionalGeneration: multimodal ids are looked up as the pad id

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "model/row_ops.h"
+#include "model/tensor_parallel.h"
 #include "weights/quant/quantize.h"
 
 namespace loom::model {
@@ -151,7 +152,7 @@ std::vector<weights::Weight> load_stacked(const WeightLoader& loader, const std:
 }  // namespace
 
 Qwen3MoeWeights load_qwen3_moe_weights(const WeightLoader& loader, const std::string& mlp, const Qwen3MoeConfig& moe,
-                                       int64_t hidden) {
+                                       int64_t hidden, const Sharding& sharding) {
   const int64_t inter = moe.intermediate_size;
   Qwen3MoeWeights w;
   w.router.weight = loader.matrix(mlp + ".gate", moe.experts, hidden);
@@ -178,6 +179,14 @@ Qwen3MoeWeights load_qwen3_moe_weights(const WeightLoader& loader, const std::st
       x.down.weight = loader.matrix(p + "down_proj", hidden, inter);
       w.experts.push_back(std::move(x));
     }
+  }
+  if (sharding.active()) {
+    // Every layout loads whole experts (views into the stacks); each keeps its own part as owned copies.
+    const ShardRange part = even_shard(sharding, inter, "[qwen3 moe] " + mlp + " moe_intermediate_size");
+    for (size_t e = 0; e < w.experts.size(); ++e) {
+      shard_expert(w.experts[e], part, fmt::format("{} expert {}", mlp, e));
+    }
+    w.storage.clear();
   }
   return w;
 }
@@ -223,7 +232,7 @@ MoeRouting route_top_k(const Tensor& router_logits, int top_k, bool normalize) {
 }
 
 void moe_block(backend::Backend& backend, const Qwen3MoeWeights& w, const Qwen3MoeConfig& moe, backend::Activation act,
-               const Tensor& x, Scratch& scratch, Tensor& out) {
+               const Tensor& x, Scratch& scratch, Tensor& out, backend::Communicator* reduce) {
   const int64_t tokens = x.dim(0), hidden = x.dim(1);
   Tensor logits = scratch.get(Slot::kRouterLogits, {tokens, moe.experts});
   linear(backend, w.router, x, logits);
@@ -250,6 +259,8 @@ void moe_block(backend::Backend& backend, const Qwen3MoeWeights& w, const Qwen3M
     // The gathered input is no longer needed: its slot holds the weighted products.
     scatter_add_rows(backend, result, rows, weights, in, out);
   }
+  // Each expert's down projection held some of its input columns: one join for the whole weighted sum.
+  if (reduce != nullptr) reduce->all_reduce_sum(out);
 }
 
 }  // namespace loom::model

@@ -21,6 +21,7 @@
 #include "backend/backend.h"
 #include "model/families/qwen3vl_config.h"
 #include "model/layers.h"
+#include "model/sharding.h"
 #include "model/weight_loader.h"
 
 namespace loom::model {
@@ -35,9 +36,10 @@ struct Qwen3MoeWeights {
 // the host storage they viewed is released.
 void upload(backend::Backend& backend, Qwen3MoeWeights& w);
 
-// `mlp` is the module path of the layer's MLP ("model.language_model.layers.3.mlp").
+// `mlp` is the module path of the layer's MLP ("model.language_model.layers.3.mlp"). With an active `sharding` every
+// expert keeps this rank's part of its intermediate dimension (gate/up rows, down columns); the router is whole.
 Qwen3MoeWeights load_qwen3_moe_weights(const WeightLoader& loader, const std::string& mlp, const Qwen3MoeConfig& moe,
-                                       int64_t hidden);
+                                       int64_t hidden, const Sharding& sharding = {});
 
 // The router's decision for each token: experts[t·k + j] with weights[t·k + j], j in descending probability (ties:
 // lower expert index first).
@@ -52,8 +54,9 @@ MoeRouting route_top_k(const Tensor& router_logits, int top_k, bool normalize);
 
 // The router logits come back to the host (F32 [T, experts], small) for the top-k choice; the experts' rows are
 // gathered and their weighted outputs accumulated in the backend's memory.
-// out [T, hidden] = the sparse MLP of x [T, hidden] (out must not alias x).
+// out [T, hidden] = the sparse MLP of x [T, hidden] (out must not alias x). With `reduce` (sharded experts) the
+// weighted sum of every expert's partial output is all-reduced once at the end.
 void moe_block(backend::Backend& backend, const Qwen3MoeWeights& w, const Qwen3MoeConfig& moe, backend::Activation act,
-               const Tensor& x, Scratch& scratch, Tensor& out);
+               const Tensor& x, Scratch& scratch, Tensor& out, backend::Communicator* reduce = nullptr);
 
 }  // namespace loom::model

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "model/families/qwen3vl_vision.h"
 #include "model/row_ops.h"
+#include "model/tensor_parallel.h"
 #include "model/weight_loader.h"
 
 namespace loom::model {
@@ -13,39 +14,36 @@ using backend::KvCache;
 
 constexpr const char* kTowerProbe = "model.visual.patch_embed.proj.weight";
 
-Linear linear_of(const WeightLoader& loader, const std::string& module, int64_t rows, int64_t cols, bool bias) {
-  Linear l;
-  l.weight = loader.matrix(module, rows, cols);
-  if (bias) l.bias = loader.f32(module + ".bias", {rows});
-  return l;
-}
-
 // `prefix` is "model.language_model." (vision-language) or "model." (text-only).
-Qwen3TextWeights load_text_weights(const WeightLoader& loader, const Qwen3VLConfig& config, const std::string& prefix) {
+Qwen3TextWeights load_text_weights(const WeightLoader& loader, const Qwen3VLConfig& config, const std::string& prefix,
+                                   const Sharding& sharding) {
   const TextConfig& c = config.text;
   const int64_t h = c.hidden_size, inter = c.intermediate_size, d = c.head_dim;
   const int64_t q_rows = int64_t{c.heads} * d, kv_rows = int64_t{c.kv_heads} * d;
   const bool bias = config.attention_bias;
+  const HeadShard heads = shard_heads(sharding, c.heads, c.kv_heads, "[qwen3vl] " + prefix + "layers");
+  const ShardRange q_part{heads.head_begin * d, heads.heads * d}, kv_part{heads.kv_begin * d, heads.kv_heads * d};
   Qwen3TextWeights w;
-  w.embed = loader.matrix(prefix + "embed_tokens", c.vocab_size, h);
+  w.embed = load_vocab_table(loader, sharding, prefix + "embed_tokens", c.vocab_size, h);
   for (int i = 0; i < c.layers; ++i) {
     const std::string l = prefix + "layers." + std::to_string(i) + ".";
     Qwen3DecoderLayerWeights layer;
     layer.input_norm = loader.f32(l + "input_layernorm.weight", {h});
     layer.post_attention_norm = loader.f32(l + "post_attention_layernorm.weight", {h});
-    layer.attention.q = linear_of(loader, l + "self_attn.q_proj", q_rows, h, bias);
-    layer.attention.k = linear_of(loader, l + "self_attn.k_proj", kv_rows, h, bias);
-    layer.attention.v = linear_of(loader, l + "self_attn.v_proj", kv_rows, h, bias);
-    layer.attention.o = linear_of(loader, l + "self_attn.o_proj", h, q_rows, bias);
+    layer.attention.q = load_column_parallel(loader, l + "self_attn.q_proj", q_rows, h, q_part, bias);
+    layer.attention.k = load_column_parallel(loader, l + "self_attn.k_proj", kv_rows, h, kv_part, bias);
+    layer.attention.v = load_column_parallel(loader, l + "self_attn.v_proj", kv_rows, h, kv_part, bias);
+    layer.attention.o = load_row_parallel(loader, l + "self_attn.o_proj", h, q_rows, q_part, bias);
     layer.attention.q_norm = loader.f32(l + "self_attn.q_norm.weight", {d});
     layer.attention.k_norm = loader.f32(l + "self_attn.k_norm.weight", {d});
     layer.sparse = config.moe && config.moe->is_sparse(i);
     if (layer.sparse) {
-      layer.moe = load_qwen3_moe_weights(loader, l + "mlp", *config.moe, h);
+      layer.moe = load_qwen3_moe_weights(loader, l + "mlp", *config.moe, h, sharding);
     } else {
-      layer.mlp.gate.weight = loader.matrix(l + "mlp.gate_proj", inter, h);
-      layer.mlp.up.weight = loader.matrix(l + "mlp.up_proj", inter, h);
-      layer.mlp.down.weight = loader.matrix(l + "mlp.down_proj", h, inter);
+      const ShardRange part = even_shard(sharding, inter, "[qwen3vl] intermediate_size");
+      layer.mlp.gate = load_column_parallel(loader, l + "mlp.gate_proj", inter, h, part);
+      layer.mlp.up = load_column_parallel(loader, l + "mlp.up_proj", inter, h, part);
+      layer.mlp.down = load_row_parallel(loader, l + "mlp.down_proj", h, inter, part);
     }
     w.layers.push_back(std::move(layer));
   }
@@ -53,7 +51,7 @@ Qwen3TextWeights load_text_weights(const WeightLoader& loader, const Qwen3VLConf
   if (c.tie_word_embeddings) {
     w.lm_head = w.embed;
   } else if (loader.has("lm_head.weight")) {
-    w.lm_head = loader.matrix("lm_head", c.vocab_size, h);
+    w.lm_head = load_vocab_table(loader, sharding, "lm_head", c.vocab_size, h);
   } else {
     fail(ErrorKind::kInvalidFile,
          "{}: missing tensor lm_head.weight (config.json says tie_word_embeddings is false, so the output projection "
@@ -65,21 +63,23 @@ Qwen3TextWeights load_text_weights(const WeightLoader& loader, const Qwen3VLConf
 
 }  // namespace
 
-Qwen3VLModel::Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& backend)
-    : backend_(backend), config_(parse_qwen3vl_config(snapshot)) {
+Qwen3VLModel::Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& backend, const Sharding& sharding)
+    : backend_(backend), sharding_(sharding), config_(parse_qwen3vl_config(snapshot)) {
   const WeightLoader loader(snapshot);
   const TextConfig& t = config_.text;
   const std::string text_prefix = loader.choose_prefix({"model.language_model.", "model."}, "embed_tokens.weight");
-  text_ = load_text_weights(loader, config_, text_prefix);
+  text_ = load_text_weights(loader, config_, text_prefix, sharding_);
+  const HeadShard heads = shard_heads(sharding_, t.heads, t.kv_heads, "[qwen3vl] attention");
   upload_text_weights();
   rope_ = backend::make_rope_table(t.rope_full);
   attention_ = {
-      .heads = t.heads,
-      .kv_heads = t.kv_heads,
+      .heads = heads.heads,
+      .kv_heads = heads.kv_heads,
       .head_dim = t.head_dim,
       .qk_norm = {.eps = t.rms_norm_eps, .weight = t.norm_weight},
       .rope = &rope_,
       .mask = {.scale = t.attention_scale, .mask = backend::MaskKind::kCausal},
+      .reduce = reducer(sharding_),
   };
 
   const int64_t width = t.hidden_size * (1 + config_.deepstack_layers);
@@ -119,7 +119,7 @@ Qwen3VLModel::Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& 
   info_.image_embedding_width = config_.vision ? width : 0;
   info_.context_length = t.max_position_embeddings;
   info_.position_axes = config_.vision ? 3 : 1;
-  info_.kv.assign(static_cast<size_t>(t.layers), {.kv_heads = t.kv_heads, .head_dim = t.head_dim});
+  info_.kv.assign(static_cast<size_t>(t.layers), {.kv_heads = heads.kv_heads, .head_dim = t.head_dim});
   info_.stop_ids = config_.stop_ids;
   info_.image_token_id = config_.vision ? config_.image_token_id : -1;
   info_.bidirectional_images = false;  // Qwen3-VL's decoder is causal over image tokens too
@@ -214,7 +214,7 @@ Tensor Qwen3VLModel::forward(const StepInputs& step, KvCache& cache) {
     for (int32_t& id : ids_) id = id == config_.image_token_id ? 0 : id;
   }
   Tensor x = scratch_.get(Slot::kResidual, {tokens, c.hidden_size});
-  backend_.embedding(text_.embed, ids_, 1.0f, x);
+  embed_tokens(backend_, sharding_, text_.embed, c.vocab_size, ids_, 1.0f, x);
   scatter_images(step, x);
 
   const backend::RmsNormSpec norm{.eps = c.rms_norm_eps, .weight = c.norm_weight};
@@ -227,9 +227,9 @@ Tensor Qwen3VLModel::forward(const StepInputs& step, KvCache& cache) {
     backend_.add(x, branch, x);
     backend_.rms_norm(x, &layer.post_attention_norm, norm, normed);
     if (layer.sparse) {
-      moe_block(backend_, layer.moe, *config_.moe, c.activation, normed, scratch_, branch);
+      moe_block(backend_, layer.moe, *config_.moe, c.activation, normed, scratch_, branch, reducer(sharding_));
     } else {
-      gated_mlp(backend_, layer.mlp, c.activation, normed, scratch_, branch);
+      gated_mlp(backend_, layer.mlp, c.activation, normed, scratch_, branch, reducer(sharding_));
     }
     backend_.add(x, branch, x);
     if (i < config_.deepstack_layers) add_deepstack(step, i, x);
@@ -248,9 +248,7 @@ Tensor Qwen3VLModel::forward(const StepInputs& step, KvCache& cache) {
   }
   Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
   backend_.rms_norm(rows, &text_.final_norm, norm, final_rows);
-  Tensor logits = backend_.allocate(DType::kF32, {rows.dim(0), c.vocab_size});
-  backend_.matmul(final_rows, text_.lm_head, logits);
-  return backend_.to_host(logits);
+  return lm_head_logits(backend_, sharding_, text_.lm_head, c.vocab_size, final_rows, 0.0f);
 }
 
 }  // namespace loom::model

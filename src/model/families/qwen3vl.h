@@ -24,6 +24,7 @@
 #include "model/families/qwen3vl_config.h"
 #include "model/layers.h"
 #include "model/model.h"
+#include "model/sharding.h"
 #include "weights/snapshot.h"
 
 namespace loom::model {
@@ -46,7 +47,9 @@ struct Qwen3TextWeights {
 
 class Qwen3VLModel final : public Model {
  public:
-  Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& backend);
+  // With an active `sharding`, the text decoder is this rank's tensor-parallel shard (tensor_parallel.h; sparse layers
+  // split every expert's intermediate dimension); the vision tower is whole on every rank.
+  Qwen3VLModel(const weights::Snapshot& snapshot, backend::Backend& backend, const Sharding& sharding = {});
 
   const ModelInfo& info() const override { return info_; }
   backend::Backend* backend() override { return &backend_; }
@@ -64,6 +67,7 @@ class Qwen3VLModel final : public Model {
   void add_deepstack(const StepInputs& step, int index, Tensor& x);
 
   backend::Backend& backend_;
+  Sharding sharding_;
   Qwen3VLConfig config_;
   ModelInfo info_;
   Qwen3TextWeights text_;
