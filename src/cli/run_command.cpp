@@ -1,5 +1,6 @@
 // `loom run`: one chat request through the whole pipeline on this machine (prompt assembly, the model on the GPU
-// when the binary has the CUDA backend and a GPU is present, else on the CPU, the engine's sampler and stop rules),
+// when the binary has the CUDA backend and a GPU is present, else on the CPU, or split over several GPUs with
+// --tensor-parallel, the engine's sampler and stop rules),
 // printing the completion as it is generated or as one JSON document.
 
 #include <algorithm>
@@ -40,7 +41,7 @@ struct RunOptions {
   std::string output = "text";
   int64_t kv_tokens = 8192;
   int image_max_tokens = 0;
-  std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
+  Placement placement;  // --device, --tensor-parallel, --devices
 };
 
 Json read_json_file(const std::string& path) {
@@ -95,12 +96,13 @@ void run(const RunOptions& options) {
   if (options.request.empty() && options.prompt.empty()) {
     fail(ErrorKind::kInvalidRequest, "give a request file (--request) or a prompt (--prompt)");
   }
+  check_placement(options.placement, gpu_count());
   const Json body = request_body(options);
   const auto snapshot = weights::Snapshot::open(options.model);
   const auto builder = prompt::PromptBuilder::from_snapshot(snapshot);
-  // Declared before the engine that runs on it, so that it outlives the engine.
-  const auto backend = make_backend(options.device);
-  auto model = model::load_model(snapshot, *backend);
+  // Declared before the engine: its backend outlives the model the engine owns.
+  server::PlacedModel placed = load_placed(snapshot, options.placement);
+  auto model = std::move(placed.model);
   const auto info = model->info();
 
   prompt::BuildOptions build;
@@ -188,8 +190,9 @@ void register_run_command(CLI::App& app) {
                    "Gemma 4 soft tokens per image when the request names none (default: the model's config)")
       ->check(CLI::IsMember({70, 140, 280, 560, 1120}));
   command->add_option("--kv-tokens", options->kv_tokens, "KV cache capacity in tokens")->capture_default_str();
-  command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
+  command->add_option("--device", options->placement.device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
+  add_tensor_parallel_options(*command, options->placement);
   command->callback([options] { run(*options); });
 }
 

@@ -55,12 +55,17 @@ std::vector<std::string> supported_architectures() {
   return names;
 }
 
-std::unique_ptr<Model> load_model(const weights::Snapshot& snapshot, backend::Backend& backend) {
+std::unique_ptr<Model> load_model(const weights::Snapshot& snapshot, backend::Backend& backend,
+                                  const Sharding& sharding) {
   const auto it = factories().find(snapshot.architecture());
   if (it == factories().end()) {
     fail(ErrorKind::kUnsupported, "{}: architecture \"{}\" is not supported; supported: {}",
          (snapshot.dir() / "config.json").string(), snapshot.architecture(),
          fmt::join(supported_architectures(), ", "));
+  }
+  if (sharding.active()) {
+    fail(ErrorKind::kUnsupported, "{}: {} cannot be loaded as one shard of a tensor-parallel group yet",
+         (snapshot.dir() / "config.json").string(), snapshot.architecture());
   }
   return it->second(snapshot, backend);
 }
