@@ -143,9 +143,10 @@ void register_bench_command(CLI::App& app) {
   command->add_option("--repeats", options->bench.probe_repeats, "passes of the bandwidth and sgemm probes (best)")
       ->capture_default_str();
   command->add_flag("--json", options->json, "print one JSON document");
-  add_tensor_parallel_options(*command, options->placement);
+  auto* tensor_parallel = add_tensor_parallel_options(*command, options->placement);
   command->add_option("--streams", options->streams, "with --tensor-parallel: sequences decoding together")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(tensor_parallel);
   command->callback([options, command] {
     options->tensor_parallel = command->count("--tensor-parallel") > 0;
     bench(*options);

@@ -33,13 +33,15 @@ std::unique_ptr<backend::Backend> make_backend(const std::string& device, int gp
   return std::make_unique<backend::cpu::CpuBackend>();
 }
 
-void add_tensor_parallel_options(CLI::App& command, Placement& placement) {
-  command
-      .add_option("--tensor-parallel", placement.tensor_parallel,
-                  "split the model over N GPUs (tensor parallelism; N CPU threads with --device cpu)")
-      ->capture_default_str();
+CLI::Option* add_tensor_parallel_options(CLI::App& command, Placement& placement) {
+  CLI::Option* ranks =
+      command
+          .add_option("--tensor-parallel", placement.tensor_parallel,
+                      "split the model over N GPUs (tensor parallelism; N CPU threads with --device cpu)")
+          ->capture_default_str();
   command.add_option("--devices", placement.devices, "the GPU of each rank, comma-separated (default: 0,1,…,N-1)")
       ->delimiter(',');
+  return ranks;
 }
 
 int gpu_count() {
@@ -78,12 +80,14 @@ void check_placement(const Placement& placement, int gpus) {
   for (int d : placement.devices) {
     if (!seen.insert(d).second) fail(ErrorKind::kInvalidRequest, "--devices names GPU {} twice", d);
   }
-  if (n > gpus) {
+  // One rank on a missing GPU is the backend's to report ("GPU 0 requested, 0 available"), as without the flag.
+  if (n > 1 && n > gpus) {
     fail(ErrorKind::kInvalidRequest, "--tensor-parallel {} needs {} GPU{}, {} available", n, n, n == 1 ? "" : "s",
          gpus);
   }
   for (int d : placement.devices) {
     if (d < 0 || d >= gpus) {
+      if (gpus == 0) fail(ErrorKind::kInvalidRequest, "--devices names GPU {}, but no GPU is present", d);
       fail(ErrorKind::kInvalidRequest, "--devices names GPU {}, but the GPUs are 0 to {}", d, gpus - 1);
     }
   }

@@ -27,8 +27,8 @@ struct Placement {
   std::vector<int> devices;  // --devices: the GPU of each rank (empty: 0 … N-1)
 };
 
-// Adds --tensor-parallel and --devices to `command` (each command declares its own --device).
-void add_tensor_parallel_options(CLI::App& command, Placement& placement);
+// Adds --tensor-parallel and --devices to `command` (each command declares its own --device); returns the first.
+CLI::Option* add_tensor_parallel_options(CLI::App& command, Placement& placement);
 
 // GPUs this binary can use now (0 without the CUDA backend).
 int gpu_count();

@@ -55,6 +55,10 @@ TEST(TensorParallelCli, RunRefusesRankCountsAndDeviceListsThatCannotWork) {
   EXPECT_EQ(run.status, 1);
   EXPECT_THAT(run.err, HasSubstr("--devices names GPUs; it cannot be used with the CPU (--device cpu)"));
 
+  run = run_loom("run --model " + tiny_chat() + " --prompt hi --device cuda --devices 3");
+  EXPECT_EQ(run.status, 1);
+  EXPECT_THAT(run.err, HasSubstr("--devices names GPU 3, but no GPU is present"));
+
   run = run_loom("run --model " + tiny_chat() + " --prompt hi --tensor-parallel two");
   EXPECT_NE(run.status, 0);
   EXPECT_THAT(run.err, HasSubstr("--tensor-parallel"));

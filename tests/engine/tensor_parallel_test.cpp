@@ -249,6 +249,7 @@ Request text_request(std::vector<int32_t> prompt, int64_t max_tokens) {
   Request r;
   r.prompt = std::move(prompt);
   r.max_tokens = max_tokens;
+  r.sampling.temperature = 0.0f;
   r.stop.ignore_model_stop_ids = true;
   return r;
 }
