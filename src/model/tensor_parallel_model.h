@@ -23,7 +23,7 @@
 // caller's Batch in place), and NCCL initialises its communicators from one ncclUniqueId in memory. One process per
 // GPU would only add a step transport and a bootstrap.
 //
-// Multi-host (not built yet; docs/TENSOR_PARALLEL.md). One process per GPU: rank 0 is the `loom serve` process,
+// Multi-host (not built yet; docs/TENSOR_PARALLEL_RUNTIME.md). One process per GPU: rank 0 is the `loom serve` process,
 // ranks ≥ 1 are `loom tp-worker --rank r --connect host:port` processes. Rank 0 makes the ncclUniqueId and sends it
 // over the socket, every process calls ncclCommInitRank for its own rank. The same driver fits: a remote rank is a
 // worker whose job is "serialise the Batch and image rows, send them", and the remote process runs the loop

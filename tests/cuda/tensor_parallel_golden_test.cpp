@@ -15,48 +15,16 @@
 #include "model/model_test_util.h"
 #include "model/registry.h"
 #include "model/tensor_parallel_model.h"
+#include "support/greedy_text.h"
 #include "weights/snapshot.h"
 
 namespace loom::model {
 namespace {
 
 using nlohmann::json;
+using test_support::greedy_text;
 
 constexpr double kLogitTolerance = 1e-3;
-
-// One sequence through the paged cache; a text token's position is its index on every axis (M-RoPE included).
-Tensor run_step(Model& model, backend::KvCache& cache, std::vector<int32_t>& table, int64_t start,
-                const std::vector<int32_t>& ids, bool all_logits) {
-  const auto count = static_cast<int64_t>(ids.size());
-  cache.reserve(table, start + count);
-  backend::Batch batch;
-  batch.token_ids = ids;
-  batch.position_axes = model.info().position_axes;
-  for (int axis = 0; axis < batch.position_axes; ++axis) {
-    for (int64_t i = 0; i < count; ++i) batch.positions.push_back(static_cast<int32_t>(start + i));
-  }
-  batch.sequences.push_back({.token_offset = 0, .token_count = count, .kv_start = start, .block_table = table});
-  return model.forward({.batch = &batch, .all_logits = all_logits}, cache);
-}
-
-// Greedy ids after the prompt (as many as the reference has), and the prompt's logits.
-std::vector<int32_t> greedy(Model& model, const std::vector<int32_t>& prompt, size_t count, Tensor& prompt_logits) {
-  const int64_t total = static_cast<int64_t>(prompt.size() + count);
-  backend::KvCache cache({.layers = model.info().kv, .blocks = total / backend::kDefaultBlockSize + 2},
-                         model.backend());
-  std::vector<int32_t> table;
-  prompt_logits = run_step(model, cache, table, 0, prompt, true);
-  const int64_t vocab = model.info().vocab_size;
-  const float* last = prompt_logits.data_as<float>() + (prompt_logits.dim(0) - 1) * vocab;
-  std::vector<int32_t> ids{static_cast<int32_t>(std::max_element(last, last + vocab) - last)};
-  while (ids.size() < count) {
-    const auto start = static_cast<int64_t>(prompt.size() + ids.size() - 1);
-    const Tensor logits = run_step(model, cache, table, start, {ids.back()}, false);
-    const float* row = logits.data_as<float>();
-    ids.push_back(static_cast<int32_t>(std::max_element(row, row + vocab) - row));
-  }
-  return ids;
-}
 
 class TensorParallelGolden : public ::testing::TestWithParam<const char*> {};
 
@@ -88,8 +56,8 @@ TEST_P(TensorParallelGolden, TwoGpusMatchOneGpuAndTheReference) {
     const std::string case_name = c["name"].get<std::string>();
     const std::vector<int32_t> reference = c["completion_ids"].get<std::vector<int32_t>>();
     Tensor logits1, logits2;
-    const std::vector<int32_t> ids1 = greedy(*single, prompt, reference.size(), logits1);
-    const std::vector<int32_t> ids2 = greedy(*split, prompt, reference.size(), logits2);
+    const std::vector<int32_t> ids1 = greedy_text(*single, prompt, reference.size(), logits1);
+    const std::vector<int32_t> ids2 = greedy_text(*split, prompt, reference.size(), logits2);
     EXPECT_EQ(ids2, ids1) << case_name;
     EXPECT_EQ(ids2, reference) << case_name;
     const std::vector<float> want = testing::read_f32_file(expected / c["logits_file"].get<std::string>());

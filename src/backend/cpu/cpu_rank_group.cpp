@@ -45,9 +45,9 @@ class SoloGroup final : public RankGroup {
 };
 
 #ifdef LOOM_HAS_IN_PROCESS_GROUP
-// Written against the in-process group's interface: construction from the rank count, communicator(rank), and an
-// abort() that wakes ranks waiting in a collective where the group has one (without it a rank failing mid-step would
-// leave the others waiting).
+// CPU backends joined by the in-process group. A rank that fails mid-step leaves the others waiting in the group's
+// rendezvous; abort() wakes them where the group offers an abort() (detected here), and otherwise the driver can only
+// refuse the collectives that come after the failure.
 template <typename Group>
 class CpuRankGroup final : public RankGroup {
  public:
@@ -56,7 +56,7 @@ class CpuRankGroup final : public RankGroup {
   }
   int size() const override { return static_cast<int>(backends_.size()); }
   Backend& backend(int rank) override { return *backends_.at(static_cast<size_t>(rank)); }
-  Communicator& communicator(int rank) override { return group_.communicator(rank); }
+  Communicator& communicator(int rank) override { return group_.rank(rank); }
   void abort() override {
     if constexpr (requires(Group & g) { g.abort(); }) group_.abort();
   }
