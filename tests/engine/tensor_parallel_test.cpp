@@ -266,7 +266,7 @@ std::vector<int32_t> tokens_of(const std::shared_ptr<RequestStream>& stream) {
   return out;
 }
 
-TEST(TensorParallel, EngineGeneratesTheReferenceTokensOnThreeRanks) {
+TEST(TensorParallelDriver, EngineGeneratesTheReferenceTokensOnThreeRanks) {
   Fixture f(3);
   model::TensorParallelModel* tp = f.model.get();
   std::vector<std::vector<int32_t>> prompts;
@@ -310,7 +310,7 @@ TEST(TensorParallel, EngineGeneratesTheReferenceTokensOnThreeRanks) {
   EXPECT_NE(f.seen.destroyed_on[0], *f.seen.forward_threads[1].begin());
 }
 
-TEST(TensorParallel, ImageRowsReachEveryRankFromHostMemory) {
+TEST(TensorParallelDriver, ImageRowsReachEveryRankFromHostMemory) {
   Fixture f(2);
   // Prompt: 3 text tokens, 4 image soft tokens, 2 text tokens. TestModel embeds image row r as 100·pixel + r.
   std::vector<int32_t> prompt = {5, 6, 7, kImageToken, kImageToken, kImageToken, kImageToken, 8, 9};
@@ -332,7 +332,7 @@ TEST(TensorParallel, ImageRowsReachEveryRankFromHostMemory) {
   EXPECT_EQ(tokens_of(engine.submit(std::move(r))), expected);
 }
 
-TEST(TensorParallel, MirrorsFollowEachEngineCache) {
+TEST(TensorParallelDriver, MirrorsFollowEachEngineCache) {
   // Two caches used in turn (the bench's warm-up cache, then the engine's): each rank keeps a mirror of each.
   Fixture f(2);
   const model::ModelInfo info = f.model->info();
@@ -418,15 +418,15 @@ void expect_failure_surfaces(int fail_rank) {
   // The destructor still joins every worker (the test would hang here otherwise).
 }
 
-TEST(TensorParallel, AFailureOnAWorkerRankSurfacesOnTheCaller) {
+TEST(TensorParallelDriver, AFailureOnAWorkerRankSurfacesOnTheCaller) {
   expect_failure_surfaces(2);
 }
 
-TEST(TensorParallel, AFailureOnRankZeroReleasesTheWorkers) {
+TEST(TensorParallelDriver, AFailureOnRankZeroReleasesTheWorkers) {
   expect_failure_surfaces(0);
 }
 
-TEST(TensorParallel, EngineFailsTheStepsRequestsWhenARankFails) {
+TEST(TensorParallelDriver, EngineFailsTheStepsRequestsWhenARankFails) {
   Fixture f(2);
   f.seen.fail_rank = 1;
   f.seen.fail_call = 3;
@@ -445,7 +445,7 @@ TEST(TensorParallel, EngineFailsTheStepsRequestsWhenARankFails) {
   EXPECT_NE(finish->error.find("rank 1"), std::string::npos) << finish->error;
 }
 
-TEST(TensorParallel, ALoadFailureThrowsFromTheConstructorAndStopsTheThreads) {
+TEST(TensorParallelDriver, ALoadFailureThrowsFromTheConstructorAndStopsTheThreads) {
   Observations seen(3);
   auto group = std::make_unique<TestGroup>(3);
   try {
@@ -461,7 +461,7 @@ TEST(TensorParallel, ALoadFailureThrowsFromTheConstructorAndStopsTheThreads) {
   }
 }
 
-TEST(TensorParallel, RunOnRanksRunsEveryRankAtOnce) {
+TEST(TensorParallelDriver, RunOnRanksRunsEveryRankAtOnce) {
   Fixture f(4);
   std::vector<float> got(4, 0.0f);
   f.model->run_on_ranks([&](int rank, backend::Communicator& comm) {
@@ -478,7 +478,7 @@ TEST(TensorParallel, RunOnRanksRunsEveryRankAtOnce) {
   EXPECT_EQ(f.group->bound(0).back(), std::this_thread::get_id());
 }
 
-TEST(TensorParallel, OneRankNeedsNoThread) {
+TEST(TensorParallelDriver, OneRankNeedsNoThread) {
   Fixture f(1);
   backend::KvCache cache({f.model->info().kv, 4, 4});
   std::vector<int32_t> table;
