@@ -17,6 +17,7 @@
 #include "cli/device_choice.h"
 #include "core/error.h"
 #include "engine/bench.h"
+#include "engine/tp_bench.h"
 #include "model/synthetic.h"
 #include "weights/snapshot.h"
 
@@ -29,10 +30,13 @@ struct BenchCommandOptions {
   std::string format = "bf16";
   engine::BenchOptions bench;
   bool json = false;
-  std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
   std::vector<int64_t> prefill_tokens;
   bool prefill_tokens_given = false;
   std::string save;
+  // --tensor-parallel given (1 included: the baseline): the tensor-parallel report instead (tp_bench.h).
+  bool tensor_parallel = false;
+  Placement placement;
+  int streams = 64;
 };
 
 // Prefill lengths measured against the GEMM ideal when --prefill-tokens is not given: 512 and 4096 on a GPU (those
@@ -47,6 +51,23 @@ std::vector<int64_t> default_prefill_lengths(const backend::Backend& backend, co
     if (length < context) lengths.push_back(length);
   }
   return lengths;
+}
+
+void print_tp_table(const engine::TpBenchReport& r) {
+  std::cout << fmt::format("model        {} on {} rank{}\n", r.architecture, r.ranks, r.ranks == 1 ? "" : "s");
+  std::cout << fmt::format("batch 1      {:.2f} ms/token median, {:.2f} tokens/s (prefill {:.1f} ms)\n",
+                           r.decode_ms_median, r.decode_tokens_per_s, r.prefill_ms);
+  std::cout << fmt::format("streams      {} decoding together: {:.1f} tokens/s ({} tokens in {:.2f} s)\n", r.streams,
+                           r.streams_decode_tokens_per_s, r.stream_tokens, r.streams_wall_s);
+  std::cout << fmt::format("collectives  per decode step: {} all-reduce, {} all-gather, {} broadcast\n",
+                           r.decode_collectives.all_reduces, r.decode_collectives.all_gathers,
+                           r.decode_collectives.broadcasts);
+  std::cout << fmt::format(
+      "all-reduce   [1, {}] {:.1f} us, [{}, {}] {:.1f} us; per decode step {:.3f} ms (batch 1, {:.0f}% of the step), "
+      "{:.3f} ms (batch {})\n",
+      r.hidden, r.all_reduce_us_batch1, r.streams, r.hidden, r.all_reduce_us_batch, r.all_reduce_ms_per_step_batch1,
+      100.0 * r.all_reduce_share_batch1, r.all_reduce_ms_per_step_batch, r.streams);
+  if (!r.logits_finite) std::cout << "             (non-finite logits!)\n";
 }
 
 void print_table(const engine::BenchReport& r) {
@@ -96,6 +117,10 @@ void bench(const BenchCommandOptions& options) {
     fail(ErrorKind::kInvalidRequest, "give either --model DIR or --synthetic PRESET (one of {})",
          fmt::join(model::synthetic_presets(), ", "));
   }
+  if (options.tensor_parallel) {
+    if (options.bench.images > 0) fail(ErrorKind::kInvalidRequest, "--images is not measured with --tensor-parallel");
+    check_placement(options.placement, gpu_count());
+  }
   std::optional<weights::Snapshot> snapshot;
   std::string format;
   if (!options.synthetic.empty()) {
@@ -113,8 +138,24 @@ void bench(const BenchCommandOptions& options) {
     std::cout << options.save << '\n';
     return;
   }
+  if (options.tensor_parallel) {
+    engine::TpBenchOptions tp;
+    tp.prompt_tokens = options.bench.prompt_tokens;
+    tp.gen_tokens = options.bench.gen_tokens;
+    tp.streams = options.streams;
+    tp.seed = options.bench.seed;
+    const engine::TpBenchReport report =
+        engine::run_tp_bench(model::load_tensor_parallel(*snapshot, make_rank_group(options.placement)), tp);
+    if (options.json) {
+      std::cout << engine::tp_bench_report_json(report).dump(2) << '\n';
+    } else {
+      print_tp_table(report);
+    }
+    if (!report.logits_finite) exit_code = 3;
+    return;
+  }
   // Declared before the model run_bench loads on it, so that it outlives the model.
-  const std::unique_ptr<backend::Backend> backend = make_backend(options.device);
+  const std::unique_ptr<backend::Backend> backend = make_backend(options.placement.device);
   std::unique_ptr<backend::DeviceProbe> probe;
 #ifdef LOOM_HAS_CUDA
   if (backend->device().kind == DeviceKind::kCuda) probe = backend::cuda::make_device_probe(backend->device().index);
@@ -156,7 +197,7 @@ void register_bench_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--repeats", options->bench.probe_repeats, "passes of the bandwidth and sgemm probes (best)")
       ->capture_default_str();
-  command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
+  command->add_option("--device", options->placement.device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   command
       ->add_option("--gpu-memory-fraction", options->bench.gpu_memory_fraction,
@@ -171,7 +212,12 @@ void register_bench_command(CLI::App& app) {
   command->add_option("--save", options->save, "write the --synthetic snapshot to this new folder and exit")
       ->needs(synthetic);
   command->add_flag("--json", options->json, "print one JSON document");
+  auto* tensor_parallel = add_tensor_parallel_options(*command, options->placement);
+  command->add_option("--streams", options->streams, "with --tensor-parallel: sequences decoding together")
+      ->capture_default_str()
+      ->needs(tensor_parallel);
   command->callback([options, command] {
+    options->tensor_parallel = command->count("--tensor-parallel") > 0;
     options->prefill_tokens_given = command->count("--prefill-tokens") > 0;
     bench(*options);
   });

@@ -1,5 +1,6 @@
 // `loom run`: one chat request through the whole pipeline on this machine (prompt assembly, the model on the GPU
-// when the binary has the CUDA backend and a GPU is present, else on the CPU, the engine's sampler and stop rules),
+// when the binary has the CUDA backend and a GPU is present, else on the CPU, or split over several GPUs with
+// --tensor-parallel, the engine's sampler and stop rules),
 // printing the completion as it is generated or as one JSON document.
 
 #include <algorithm>
@@ -42,7 +43,7 @@ struct RunOptions {
   bool kv_tokens_given = false;      // else a GPU sizes the cache from gpu_memory_fraction
   double gpu_memory_fraction = 0.9;  // of the device memory free once the weights are loaded
   int image_max_tokens = 0;
-  std::string device;  // "cuda", "cpu" or empty: cuda when a GPU is present
+  Placement placement;  // --device, --tensor-parallel, --devices
 };
 
 Json read_json_file(const std::string& path) {
@@ -97,12 +98,13 @@ void run(const RunOptions& options) {
   if (options.request.empty() && options.prompt.empty()) {
     fail(ErrorKind::kInvalidRequest, "give a request file (--request) or a prompt (--prompt)");
   }
+  check_placement(options.placement, gpu_count());
   const Json body = request_body(options);
   const auto snapshot = weights::Snapshot::open(options.model);
   const auto builder = prompt::PromptBuilder::from_snapshot(snapshot);
-  // Declared before the engine that runs on it, so that it outlives the engine.
-  const auto backend = make_backend(options.device);
-  auto model = model::load_model(snapshot, *backend);
+  // Declared before the engine: its backend outlives the model the engine owns.
+  server::PlacedModel placed = load_placed(snapshot, options.placement);
+  auto model = std::move(placed.model);
   const auto info = model->info();
 
   prompt::BuildOptions build;
@@ -199,8 +201,9 @@ void register_run_command(CLI::App& app) {
                    "on a GPU, the KV cache takes this fraction of the memory free after loading (CPU: ignored)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
-  command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
+  command->add_option("--device", options->placement.device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
+  add_tensor_parallel_options(*command, options->placement);
   command->callback([options, command] {
     options->kv_tokens_given = command->count("--kv-tokens") > 0;
     run(*options);

@@ -1,7 +1,8 @@
 // `loom serve`: the HTTP server (OpenAI chat/completions, Anthropic messages, models, metrics) over one or more
 // snapshots. Binds 127.0.0.1 by default, loads the first model in the background once the socket is bound, and shuts
 // down gracefully on SIGINT/SIGTERM (stops listening, cancels generations in flight, exits 0). Models run on the
-// backend --device names (as `loom run`: the GPU when the binary has CUDA and a GPU is present, else the CPU).
+// backend --device names (as `loom run`: the GPU when the binary has CUDA and a GPU is present, else the CPU), or
+// split over several GPUs with --tensor-parallel N (then one model only).
 
 #include <pthread.h>
 
@@ -37,7 +38,7 @@ struct ServeOptions {
   int64_t kv_tokens = 16384;
   bool kv_tokens_given = false;      // else a GPU sizes each cache from gpu_memory_fraction
   double gpu_memory_fraction = 0.9;  // of the device memory free once the model's weights are loaded
-  std::string device;                // "cuda", "cpu" or empty: cuda when a GPU is present
+  Placement placement;               // --device, --tensor-parallel, --devices
   std::string media_dir;
   bool allow_remote_media = false;
   std::vector<std::string> remote_media_hosts;
@@ -71,12 +72,23 @@ void serve(const ServeOptions& options) {
     for (auto& source : server::scan_models_dir(options.models_dir)) sources.push_back(std::move(source));
   }
   if (sources.empty()) fail(ErrorKind::kInvalidRequest, "no models: give --model DIR or --models-dir DIR");
+  check_placement(options.placement, gpu_count());
+  if (options.placement.tensor_parallel > 1 && sources.size() > 1) {
+    fail(ErrorKind::kInvalidRequest,
+         "--tensor-parallel {} serves one model, which takes every GPU of the group; {} were given (--model / "
+         "--models-dir)",
+         options.placement.tensor_parallel, sources.size());
+  }
 
-  // Each model the registry loads gets its own backend of this kind; asking for one now reports a bad --device (or a
-  // missing GPU) before the server starts.
-  make_backend(options.device);
-  const auto device = options.device;
-  const server::BackendFactory backends = [device] { return make_backend(device); };
+  // Each model the registry loads gets its own backend of this kind (or its own tensor-parallel group); asking for a
+  // backend now reports a bad --device (or a missing GPU) before the server starts.
+  if (options.placement.tensor_parallel == 1) {
+    make_backend(options.placement.device, options.placement.devices.empty() ? 0 : options.placement.devices.front());
+  }
+  const Placement placement = options.placement;
+  const server::ModelFactory backends = [placement](const weights::Snapshot& snapshot) {
+    return load_placed(snapshot, placement);
+  };
   server::RegistryOptions registry_options;
   registry_options.max_loaded = options.max_loaded;
   registry_options.idle_unload = std::chrono::seconds(options.idle_unload);
@@ -167,8 +179,9 @@ void register_serve_command(CLI::App& app) {
       ->add_option("--kv-tokens", options->kv_tokens,
                    "KV cache capacity per model in tokens (on a GPU: instead of the fraction)")
       ->capture_default_str();
-  command->add_option("--device", options->device, "cuda or cpu (default: cuda when a GPU is present)")
+  command->add_option("--device", options->placement.device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
+  add_tensor_parallel_options(*command, options->placement);
   command->add_option("--media-dir", options->media_dir, "folder local image paths may come from (default: none)");
   auto* remote = command->add_flag("--allow-remote-media", options->allow_remote_media,
                                    "fetch http(s) image URLs (public addresses only)");

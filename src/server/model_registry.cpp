@@ -47,7 +47,18 @@ std::vector<ModelSource> scan_models_dir(const fs::path& dir) {
 }
 
 ModelRegistry::ModelRegistry(std::vector<ModelSource> sources, BackendFactory make_backend, RegistryOptions options)
-    : make_backend_(std::move(make_backend)), options_(std::move(options)) {
+    : ModelRegistry(
+          std::move(sources),
+          [make_backend = std::move(make_backend)](const weights::Snapshot& snapshot) {
+            PlacedModel placed;
+            placed.backend = make_backend();
+            placed.model = model::load_model(snapshot, *placed.backend);
+            return placed;
+          },
+          std::move(options)) {}
+
+ModelRegistry::ModelRegistry(std::vector<ModelSource> sources, ModelFactory load_model, RegistryOptions options)
+    : load_model_(std::move(load_model)), options_(std::move(options)) {
   if (options_.max_loaded < 1) options_.max_loaded = 1;
   for (auto& source : sources) {
     if (slots_.count(source.id)) fail(ErrorKind::kInvalidRequest, "two models have the id '{}'", source.id);
@@ -85,10 +96,10 @@ std::shared_ptr<LoadedModel> ModelRegistry::load(const ModelSource& source) cons
   auto loaded = std::make_shared<LoadedModel>();
   loaded->id = source.id;
   loaded->builder = std::make_unique<prompt::PromptBuilder>(prompt::PromptBuilder::from_snapshot(snapshot));
-  loaded->backend = make_backend_();
-  auto model = model::load_model(snapshot, *loaded->backend);
+  PlacedModel placed = load_model_(snapshot);
+  loaded->backend = std::move(placed.backend);
   loaded->engine =
-      std::make_unique<engine::Engine>(std::move(model), loaded->builder->shared_tokenizer(), options_.engine);
+      std::make_unique<engine::Engine>(std::move(placed.model), loaded->builder->shared_tokenizer(), options_.engine);
   loaded->max_sequence_tokens = loaded->engine->max_sequence_tokens();
   if (options_.context > 0) loaded->max_sequence_tokens = std::min(loaded->max_sequence_tokens, options_.context);
   loaded->created =

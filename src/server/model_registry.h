@@ -21,6 +21,7 @@
 #include "backend/backend.h"
 #include "engine/engine.h"
 #include "prompt/prompt_builder.h"
+#include "weights/snapshot.h"
 
 namespace loom::server {
 
@@ -45,10 +46,18 @@ struct RegistryOptions {
 // every engine has its own worker thread).
 using BackendFactory = std::function<std::unique_ptr<backend::Backend>()>;
 
+// A model and the backend it runs on; `backend` is null when the model owns its backends (a tensor-parallel model).
+struct PlacedModel {
+  std::unique_ptr<backend::Backend> backend;  // outlives `model`
+  std::unique_ptr<model::Model> model;
+};
+// Loads one snapshot wherever the server was told to run models (one backend, or a tensor-parallel group).
+using ModelFactory = std::function<PlacedModel(const weights::Snapshot&)>;
+
 struct LoadedModel {
   std::string id;
   std::unique_ptr<prompt::PromptBuilder> builder;
-  std::unique_ptr<backend::Backend> backend;  // before the engine: it outlives the model the engine owns
+  std::unique_ptr<backend::Backend> backend;  // before the engine: it outlives the model the engine owns (may be null)
   std::unique_ptr<engine::Engine> engine;
   int64_t max_sequence_tokens = 0;  // the engine's, capped by RegistryOptions::context
   int64_t created = 0;              // unix seconds when loaded
@@ -66,6 +75,8 @@ struct ModelStatus {
 
 class ModelRegistry {
  public:
+  ModelRegistry(std::vector<ModelSource> sources, ModelFactory load_model, RegistryOptions options);
+  // Each model loaded with model::load_model on a backend of its own.
   ModelRegistry(std::vector<ModelSource> sources, BackendFactory make_backend, RegistryOptions options);
   ~ModelRegistry();
   ModelRegistry(const ModelRegistry&) = delete;
@@ -104,7 +115,7 @@ class ModelRegistry {
   void evict_for_one_more(std::unique_lock<std::mutex>& lock);
   void janitor();
 
-  BackendFactory make_backend_;
+  ModelFactory load_model_;
   RegistryOptions options_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;

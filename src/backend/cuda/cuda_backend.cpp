@@ -87,6 +87,18 @@ const uint8_t* MetaUpload::commit(DeviceBuffer& buffer) {
   return device;
 }
 
+namespace {
+
+// Memory calls may come from a thread that is not bound to this backend's GPU (the engine allocates its KV cache on
+// the thread that builds it): they make the backend's GPU current first. Kernels are issued by threads bound to the
+// GPU (tensor-parallel ranks bind their thread once).
+void use_device(int device) {
+  int current = -1;
+  if (cudaGetDevice(&current) != cudaSuccess || current != device) LOOM_CUDA(cudaSetDevice(device));
+}
+
+}  // namespace
+
 int device_count() {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) {
@@ -108,6 +120,7 @@ CudaBackend::CudaBackend(int device) : device_(device), state_(std::make_unique<
 }
 
 CudaBackend::~CudaBackend() {
+  cudaSetDevice(device_);
   if (state_ && state_->cublas != nullptr) cublasDestroy(state_->cublas);
 }
 
@@ -116,6 +129,7 @@ Tensor CudaBackend::allocate(DType dtype, Shape shape) {
   const std::optional<uint64_t> bytes = dtype_bytes_for(dtype, static_cast<uint64_t>(elements));
   if (!bytes)
     fail(ErrorKind::kInternal, "[allocate] {} elements of {} do not fill whole bytes", elements, dtype_name(dtype));
+  use_device(device_);
   // cudaMalloc of 0 bytes returns null; a 1-byte allocation keeps empty tensors non-null like host ones.
   const size_t size = std::max<uint64_t>(*bytes, 1);
   void* data = tracked_malloc(size);
@@ -134,6 +148,7 @@ std::optional<DeviceMemoryInfo> CudaBackend::memory_info() const {
 Tensor CudaBackend::upload(const Tensor& host) {
   if (host.empty()) return host;
   if (on_device(host)) fail(ErrorKind::kInternal, "[upload] the tensor is already in device memory");
+  use_device(device_);
   Tensor device_tensor = allocate(host.dtype(), host.shape());
   if (host.bytes() > 0) {
     LOOM_CUDA(cudaMemcpy(device_tensor.data(), host.data(), host.bytes(), cudaMemcpyHostToDevice));
@@ -156,6 +171,7 @@ weights::Weight CudaBackend::upload(const weights::Weight& host) {
 
 Tensor CudaBackend::to_host(const Tensor& t) {
   if (!on_device(t)) fail(ErrorKind::kInternal, "[to_host] the tensor is not in CUDA device memory");
+  use_device(device_);
   Tensor host = Tensor::zeros(t.dtype(), t.shape());
   if (t.bytes() > 0) LOOM_CUDA(cudaMemcpy(host.data(), t.data(), t.bytes(), cudaMemcpyDeviceToHost));
   return host;
@@ -166,6 +182,7 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
     fail(ErrorKind::kInternal, "[copy] {} {} into {} {}", dtype_name(src.dtype()), shape_string(src.shape()),
          dtype_name(dst.dtype()), shape_string(dst.shape()));
   }
+  use_device(device_);
   const cudaMemcpyKind kind = on_device(src) ? (on_device(dst) ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost)
                                              : (on_device(dst) ? cudaMemcpyHostToDevice : cudaMemcpyHostToHost);
   if (src.bytes() > 0 && src.data() != dst.data()) LOOM_CUDA(cudaMemcpy(dst.data(), src.data(), src.bytes(), kind));
