@@ -43,6 +43,7 @@ class DeviceLikeBackend final : public backend::Backend {
   Tensor to_host(const Tensor&) override { unused(); }
   void copy(const Tensor&, Tensor&) override { unused(); }
   void embedding(const weights::Weight&, std::span<const int32_t>, float, Tensor&) override { unused(); }
+  void embedding_shard(const weights::Weight&, std::span<const int32_t>, int64_t, float, Tensor&) override { unused(); }
   void matmul(const Tensor&, const weights::Weight&, Tensor&) override { unused(); }
   void add_bias(Tensor&, const Tensor&) override { unused(); }
   void rms_norm(const Tensor&, const Tensor*, const backend::RmsNormSpec&, Tensor&) override { unused(); }
