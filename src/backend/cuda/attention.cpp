@@ -13,7 +13,7 @@ using kernels::MaskParams;
 using kernels::SeqMeta;
 using kernels::StepMeta;
 
-StepMeta upload_step(std::span<const SequenceSlice> sequences, int64_t tokens, DeviceBuffer& buffer) {
+StepMeta upload_step(std::span<const SequenceSlice> sequences, int64_t tokens, MetaRing& buffer) {
   std::vector<SeqMeta> seqs;
   std::vector<int32_t> row_seq(static_cast<size_t>(tokens), 0);
   std::vector<int32_t> tables;

@@ -46,6 +46,8 @@ class DeviceBuffer {
   size_t size_ = 0;
 };
 
+class MetaRing;
+
 // Host values gathered for one op and copied to the device in one transfer. add() returns the element offset of the
 // values in the device copy, typed; every array starts 8-byte aligned.
 class MetaUpload {
@@ -57,11 +59,36 @@ class MetaUpload {
     if (!values.empty()) std::memcpy(bytes_.data() + offset, values.data(), values.size_bytes());
     return offset;
   }
-  // Copies everything to `buffer` and returns the device base pointer (valid until the buffer's next use).
-  const uint8_t* commit(DeviceBuffer& buffer);
+  // Queues the copy of everything to the device (see MetaRing) and returns the device base pointer, valid for the
+  // kernels queued next on the backend's stream.
+  const uint8_t* commit(MetaRing& ring);
 
  private:
   std::vector<uint8_t> bytes_;
+};
+
+// Per-op metadata travels through a ring of pinned host memory mirrored by a ring of device memory: commit() copies
+// the bytes into the next free stretch of the pinned ring and queues an asynchronous copy to the same stretch of the
+// device ring on the backend's stream, so the host does not wait for the GPU on every op (a synchronous copy from
+// pageable memory did, which serialised host and GPU work and dominated the decode step). Stream order keeps the
+// device side safe: the copy runs after every kernel queued before it, and the kernels that read it run after it.
+// A stretch is written again only after the ring wraps, and the wrap waits for the stream to drain first, so no copy
+// still reads the pinned stretch and no kernel still reads the device stretch. Blocks too large for the ring take a
+// synchronous copy into a grow-only buffer.
+class MetaRing {
+ public:
+  explicit MetaRing(size_t capacity = size_t{8} << 20) : capacity_(capacity) {}
+  ~MetaRing();
+  MetaRing(const MetaRing&) = delete;
+  MetaRing& operator=(const MetaRing&) = delete;
+  const uint8_t* commit(std::span<const uint8_t> bytes);
+
+ private:
+  size_t capacity_;
+  size_t head_ = 0;
+  uint8_t* host_ = nullptr;    // pinned
+  uint8_t* device_ = nullptr;  // device mirror
+  DeviceBuffer oversize_;
 };
 
 template <typename T>
@@ -71,7 +98,7 @@ const T* at(const uint8_t* base, size_t offset) {
 
 struct CudaBackend::State {
   cublasHandle_t cublas = nullptr;
-  DeviceBuffer meta;    // per-op metadata (ids, positions, block tables)
+  MetaRing meta;        // per-op metadata (ids, positions, block tables)
   DeviceBuffer tile;    // weights dequantized to f32 for prefill GEMMs
   DeviceBuffer result;  // small results read back by argmax / top_k
 };

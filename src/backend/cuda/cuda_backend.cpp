@@ -79,12 +79,39 @@ void* DeviceBuffer::reserve(size_t bytes) {
   return data_;
 }
 
-const uint8_t* MetaUpload::commit(DeviceBuffer& buffer) {
-  auto* device = static_cast<uint8_t*>(buffer.reserve(bytes_.size()));
-  // From pageable memory: the copy has left `bytes_` when cudaMemcpy returns, and kernels queued before it on the
-  // default stream have finished with the previous contents.
-  if (!bytes_.empty()) LOOM_CUDA(cudaMemcpy(device, bytes_.data(), bytes_.size(), cudaMemcpyHostToDevice));
-  return device;
+const uint8_t* MetaUpload::commit(MetaRing& ring) {
+  return ring.commit(bytes_);
+}
+
+MetaRing::~MetaRing() {
+  if (host_ != nullptr) cudaFreeHost(host_);
+  if (device_ != nullptr) tracked_free(device_, capacity_);
+}
+
+const uint8_t* MetaRing::commit(std::span<const uint8_t> bytes) {
+  constexpr size_t kAlign = 256;
+  if (bytes.size() > capacity_ / 4) {
+    auto* device = static_cast<uint8_t*>(oversize_.reserve(bytes.size()));
+    // From pageable memory: the copy has left `bytes` when cudaMemcpy returns, and kernels queued before it on the
+    // stream have finished with the buffer's previous contents.
+    LOOM_CUDA(cudaMemcpy(device, bytes.data(), bytes.size(), cudaMemcpyHostToDevice));
+    return device;
+  }
+  if (host_ == nullptr) {
+    LOOM_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&host_), capacity_, cudaHostAllocDefault));
+    device_ = static_cast<uint8_t*>(tracked_malloc(capacity_));
+  }
+  if (head_ + bytes.size() > capacity_) {
+    // Every copy and kernel of the last lap must be done before its stretches are written again.
+    LOOM_CUDA(cudaStreamSynchronize(nullptr));
+    head_ = 0;
+  }
+  const size_t offset = head_;
+  head_ = (head_ + bytes.size() + kAlign - 1) / kAlign * kAlign;
+  if (bytes.empty()) return device_ + offset;
+  std::memcpy(host_ + offset, bytes.data(), bytes.size());
+  LOOM_CUDA(cudaMemcpyAsync(device_ + offset, host_ + offset, bytes.size(), cudaMemcpyHostToDevice, nullptr));
+  return device_ + offset;
 }
 
 namespace {
