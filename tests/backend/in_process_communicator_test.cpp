@@ -169,6 +169,29 @@ TEST_P(InProcessCommunicatorTest, DifferentCollectivesAtOneRendezvousThrowOnEver
   for (int r = 0; r < n; ++r) EXPECT_EQ(threw[static_cast<size_t>(r)], 1) << r;
 }
 
+TEST_P(InProcessCommunicatorTest, AbortWakesRanksWaitingForAFailedPeer) {
+  const int n = GetParam();
+  InProcessGroup group(n);
+  std::vector<int> threw(static_cast<size_t>(n), 0);
+  std::vector<std::thread> waiting;  // every rank but the last, which "failed" and never arrives
+  for (int r = 0; r + 1 < n; ++r) {
+    waiting.emplace_back([&group, &threw, r] {
+      Tensor x = Tensor::zeros(DType::kF32, {4});
+      try {
+        group.rank(r).all_reduce_sum(x);
+      } catch (const Error& e) {
+        threw[static_cast<size_t>(r)] = std::string(e.what()).find("aborted") != std::string::npos;
+      }
+    });
+  }
+  group.abort();
+  for (std::thread& t : waiting) t.join();
+  for (int r = 0; r + 1 < n; ++r) EXPECT_EQ(threw[static_cast<size_t>(r)], 1) << r;
+  // Any later collective refuses at once.
+  Tensor y = Tensor::zeros(DType::kF32, {1, 2});
+  EXPECT_THROW(group.rank(n - 1).broadcast(y, 0), Error);
+}
+
 INSTANTIATE_TEST_SUITE_P(Ranks, InProcessCommunicatorTest, ::testing::Values(2, 3, 4));
 
 TEST(InProcessCommunicator, RejectsBadArguments) {

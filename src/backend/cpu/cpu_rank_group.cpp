@@ -4,12 +4,8 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
-#include "core/error.h"
-
-#if __has_include("backend/cpu/in_process_communicator.h")
 #include "backend/cpu/in_process_communicator.h"
-#define LOOM_HAS_IN_PROCESS_GROUP 1
-#endif
+#include "core/error.h"
 
 namespace loom::backend::cpu {
 namespace {
@@ -44,11 +40,8 @@ class SoloGroup final : public RankGroup {
   SoloCommunicator comm_;
 };
 
-#ifdef LOOM_HAS_IN_PROCESS_GROUP
 // CPU backends joined by the in-process group. A rank that fails mid-step leaves the others waiting in the group's
-// rendezvous; abort() wakes them where the group offers an abort() (detected here), and otherwise the driver can only
-// refuse the collectives that come after the failure.
-template <typename Group>
+// rendezvous; abort() wakes them (their collectives throw) and leaves the group unusable.
 class CpuRankGroup final : public RankGroup {
  public:
   explicit CpuRankGroup(int ranks) : group_(ranks) {
@@ -57,27 +50,19 @@ class CpuRankGroup final : public RankGroup {
   int size() const override { return static_cast<int>(backends_.size()); }
   Backend& backend(int rank) override { return *backends_.at(static_cast<size_t>(rank)); }
   Communicator& communicator(int rank) override { return group_.rank(rank); }
-  void abort() override {
-    if constexpr (requires(Group & g) { g.abort(); }) group_.abort();
-  }
+  void abort() override { group_.abort(); }
 
  private:
-  Group group_;
+  InProcessGroup group_;
   std::vector<std::unique_ptr<CpuBackend>> backends_;
 };
-#endif
 
 }  // namespace
 
 std::unique_ptr<RankGroup> make_cpu_group(int ranks) {
   if (ranks < 1) fail(ErrorKind::kInvalidRequest, "a tensor-parallel group needs at least 1 rank, got {}", ranks);
   if (ranks == 1) return std::make_unique<SoloGroup>();
-#ifdef LOOM_HAS_IN_PROCESS_GROUP
-  return std::make_unique<CpuRankGroup<InProcessGroup>>(ranks);
-#else
-  fail(ErrorKind::kUnsupported,
-       "tensor parallelism over {} CPU ranks needs the in-process communicator, which this build does not have", ranks);
-#endif
+  return std::make_unique<CpuRankGroup>(ranks);
 }
 
 }  // namespace loom::backend::cpu

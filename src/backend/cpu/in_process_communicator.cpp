@@ -91,9 +91,16 @@ Communicator& InProcessGroup::rank(int r) {
   return *ranks_[static_cast<size_t>(r)];
 }
 
+void InProcessGroup::abort() {
+  const std::lock_guard lock(mutex_);
+  aborted_ = true;
+  arrived_all_.notify_all();
+}
+
 template <typename Combine>
 void InProcessGroup::rendezvous(int r, const Contribution& mine, Combine&& combine) {
   std::unique_lock lock(mutex_);
+  if (aborted_) fail(ErrorKind::kInternal, "[{}] the tensor-parallel group was aborted", mine.op);
   slots_[static_cast<size_t>(r)] = mine;
   const uint64_t generation = generation_;
   if (++arrived_ == size_) {
@@ -112,7 +119,10 @@ void InProcessGroup::rendezvous(int r, const Contribution& mine, Combine&& combi
     ++generation_;
     arrived_all_.notify_all();
   } else {
-    arrived_all_.wait(lock, [&] { return generation_ != generation; });
+    arrived_all_.wait(lock, [&] { return generation_ != generation || aborted_; });
+    if (generation_ == generation) {
+      fail(ErrorKind::kInternal, "[{}] the tensor-parallel group was aborted while rank {} waited", mine.op, r);
+    }
   }
   // The buffer is rewritten only when every rank has arrived at the next collective, i.e. after this copy.
   if (!error_.empty()) fail(ErrorKind::kInternal, "{}", error_);

@@ -30,6 +30,11 @@ class InProcessGroup {
   // Rank r's communicator (0 ≤ r < size), owned by the group; each is used by one thread at a time.
   Communicator& rank(int r);
 
+  // For a rank that failed in the middle of a step while the others wait for it in a collective: wakes them, and
+  // every collective from then on (theirs and any later one) throws kInternal. The group stays unusable. Callable from
+  // any thread, more than once.
+  void abort();
+
  private:
   class RankCommunicator;
   friend class RankCommunicator;
@@ -56,6 +61,7 @@ class InProcessGroup {
   std::vector<Contribution> slots_;
   std::vector<float> buffer_;  // the collective's result, copied out by every rank
   std::string error_;          // non-empty: the last collective failed (same message on every rank)
+  bool aborted_ = false;
 };
 
 }  // namespace loom::backend::cpu
