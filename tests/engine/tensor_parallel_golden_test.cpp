@@ -1,27 +1,22 @@
 // The tensor-parallel runtime on real models, on the CPU: each tiny golden snapshot loaded as two ranks (CPU backends,
 // the in-process communicator, rank threads driven by TensorParallelModel) gives the same greedy tokens as the same
 // snapshot loaded whole, and as the reference (transformers, tests/golden/models/*_expected), and prefill logits
-// within the CPU golden tolerance of the reference's. Text-only cases. Skips while the build lacks the in-process
-// communicator or a family cannot be sharded yet (the error says which), and when a fixture is missing.
+// within the CPU golden tolerance of the reference's (support/tensor_parallel_golden.h). Text-only cases. Skips when a
+// fixture is missing.
+
+#include "support/tensor_parallel_golden.h"
 
 #include <gtest/gtest.h>
-
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_rank_group.h"
 #include "model/model_test_util.h"
 #include "model/registry.h"
 #include "model/tensor_parallel_model.h"
-#include "support/greedy_text.h"
 #include "weights/snapshot.h"
 
 namespace loom::model {
 namespace {
-
-using nlohmann::json;
-using test_support::greedy_text;
 
 constexpr double kLogitTolerance = 1e-4;
 
@@ -33,44 +28,11 @@ TEST_P(TensorParallelCpuGolden, TwoRanksMatchOneAndTheReference) {
   if (!std::filesystem::exists(expected / "cases.json")) GTEST_SKIP() << "missing " << expected;
   const auto snapshot = weights::Snapshot::open(testing::golden_dir() / name);
   backend::cpu::CpuBackend cpu;
-  const std::unique_ptr<Model> single = load_model(snapshot, cpu);
-  std::unique_ptr<TensorParallelModel> split;
-  try {
-    split = load_tensor_parallel(snapshot, backend::cpu::make_cpu_group(2));
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::kUnsupported) GTEST_SKIP() << e.what();
-    throw;
-  }
+  const std::unique_ptr<Model> whole = load_model(snapshot, cpu);
+  const std::unique_ptr<TensorParallelModel> split = load_tensor_parallel(snapshot, backend::cpu::make_cpu_group(2));
   ASSERT_EQ(split->ranks(), 2);
-  const int64_t vocab = single->info().vocab_size;
-  ASSERT_EQ(split->info().vocab_size, vocab);
-  const json cases = json::parse(std::ifstream(expected / "cases.json"));
-  int checked = 0;
-  for (const json& c : cases["cases"]) {
-    const std::vector<int32_t> prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-    const int32_t image_token = single->info().image_token_id;
-    if (image_token >= 0 && std::find(prompt.begin(), prompt.end(), image_token) != prompt.end()) continue;
-    if (c.contains("rope_delta") && c["rope_delta"].get<int64_t>() != 0) continue;
-    const std::string case_name = c["name"].get<std::string>();
-    const std::vector<int32_t> reference = c["completion_ids"].get<std::vector<int32_t>>();
-    Tensor logits1, logits2;
-    const std::vector<int32_t> ids1 = greedy_text(*single, prompt, reference.size(), logits1);
-    const std::vector<int32_t> ids2 = greedy_text(*split, prompt, reference.size(), logits2);
-    EXPECT_EQ(ids2, ids1) << case_name;
-    EXPECT_EQ(ids2, reference) << case_name;
-    // Every decode step ran the ranks' collectives through the driver.
-    EXPECT_GT(split->last_step_collectives().all_reduces, 0) << case_name;
-    const std::vector<float> want = testing::read_f32_file(expected / c["logits_file"].get<std::string>());
-    ASSERT_EQ(logits2.shape(), (Shape{static_cast<int64_t>(prompt.size()), vocab})) << case_name;
-    ASSERT_EQ(static_cast<int64_t>(want.size()), logits2.elements()) << case_name;
-    for (int64_t r = 0; r < logits2.dim(0); ++r) {
-      EXPECT_LE(testing::row_relative_error(logits2.data_as<float>() + r * vocab, want.data() + r * vocab, vocab),
-                kLogitTolerance)
-          << case_name << " position " << r;
-    }
-    ++checked;
-  }
-  EXPECT_GT(checked, 0) << "no text-only case in " << expected;
+  EXPECT_GT(test_support::expect_split_matches_whole(expected, *whole, *split, kLogitTolerance), 0)
+      << "no text-only case in " << expected;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelCpuGolden,
