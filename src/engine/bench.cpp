@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "engine/bench_images.h"
+#include "engine/bench_steps.h"
 #include "engine/engine.h"
 #include "model/registry.h"
 
@@ -50,36 +51,6 @@ std::pair<int64_t, int64_t> logical_shape(const weights::Snapshot& snapshot, con
   const weights::QuantSpec spec = snapshot.quant_config().spec_for(module, has_scales);
   const int64_t cols = spec.mode == weights::QuantMode::kNone ? shape[1] : shape[1] * 32 / spec.bits;
   return {shape[0], cols};
-}
-
-bool all_finite(const Tensor& logits) {
-  return std::all_of(logits.span<float>().begin(), logits.span<float>().end(),
-                     [](float v) { return std::isfinite(v); });
-}
-
-int32_t argmax(const Tensor& logits) {
-  const auto values = logits.span<float>();
-  return static_cast<int32_t>(std::max_element(values.begin(), values.end()) - values.begin());
-}
-
-double median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
-backend::Batch single_sequence(std::span<const int32_t> ids, int64_t kv_start, const std::vector<int32_t>& table,
-                               int position_axes) {
-  backend::Batch batch;
-  const auto tokens = static_cast<int64_t>(ids.size());
-  batch.sequences.push_back({.token_offset = 0, .token_count = tokens, .kv_start = kv_start, .block_table = table});
-  batch.token_ids.assign(ids.begin(), ids.end());
-  batch.position_axes = position_axes;
-  for (int axis = 0; axis < position_axes; ++axis) {
-    for (int64_t i = 0; i < tokens; ++i) batch.positions.push_back(static_cast<int32_t>(kv_start + i));
-  }
-  return batch;
 }
 
 // One prefill of `ids` (a fresh cache) followed by `gen` greedy decode steps; returns the step times in ms (prefill

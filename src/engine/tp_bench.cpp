@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "engine/bench_steps.h"
 #include "engine/engine.h"
 
 namespace loom::engine {
@@ -29,29 +30,6 @@ std::vector<int32_t> random_prompt(std::mt19937_64& random, const model::ModelIn
     if (t == info.image_token_id) t = low;
   }
   return ids;
-}
-
-backend::Batch one_sequence(std::span<const int32_t> ids, int64_t kv_start, const std::vector<int32_t>& table,
-                            int position_axes) {
-  backend::Batch batch;
-  const auto tokens = static_cast<int64_t>(ids.size());
-  batch.sequences.push_back({.token_offset = 0, .token_count = tokens, .kv_start = kv_start, .block_table = table});
-  batch.token_ids.assign(ids.begin(), ids.end());
-  batch.position_axes = position_axes;
-  for (int axis = 0; axis < position_axes; ++axis) {
-    for (int64_t i = 0; i < tokens; ++i) batch.positions.push_back(static_cast<int32_t>(kv_start + i));
-  }
-  return batch;
-}
-
-int32_t argmax_row(const Tensor& logits) {
-  const auto values = logits.span<const float>();
-  return static_cast<int32_t>(std::max_element(values.begin(), values.end()) - values.begin());
-}
-
-bool finite(const Tensor& logits) {
-  const auto values = logits.span<const float>();
-  return std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); });
 }
 
 // One all_reduce_sum of [rows, hidden] on the group, in microseconds: every rank issues the same calls at once; rank
@@ -101,27 +79,25 @@ TpBenchReport run_tp_bench(std::unique_ptr<model::TensorParallelModel> model, co
     std::vector<int32_t> table;
     cache.reserve(table, total);
     const std::vector<int32_t> prompt = random_prompt(random, info, options.prompt_tokens);
-    const backend::Batch prefill = one_sequence(prompt, 0, table, info.position_axes);
+    const backend::Batch prefill = single_sequence(prompt, 0, table, info.position_axes);
     auto start = Clock::now();
     Tensor logits = model->forward({.batch = &prefill}, cache);
     report.prefill_ms = ms_between(start, Clock::now());
-    report.logits_finite = finite(logits);
-    int32_t next = argmax_row(logits);
+    report.logits_finite = all_finite(logits);
+    int32_t next = argmax(logits);
     std::vector<double> steps;
     for (int64_t g = 0; g < options.gen_tokens + 2; ++g) {
-      const backend::Batch step = one_sequence({&next, 1}, options.prompt_tokens + g, table, info.position_axes);
+      const backend::Batch step = single_sequence({&next, 1}, options.prompt_tokens + g, table, info.position_axes);
       start = Clock::now();
       logits = model->forward({.batch = &step}, cache);
       if (g >= 2) steps.push_back(ms_between(start, Clock::now()));
-      report.logits_finite = report.logits_finite && finite(logits);
-      next = argmax_row(logits);
+      report.logits_finite = report.logits_finite && all_finite(logits);
+      next = argmax(logits);
     }
     report.decode_collectives = model->last_step_collectives();
-    std::vector<double> sorted = steps;
-    std::sort(sorted.begin(), sorted.end());
-    const size_t n = sorted.size();
-    report.decode_ms_median = n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
-    report.decode_tokens_per_s = 1000.0 * static_cast<double>(n) / std::accumulate(steps.begin(), steps.end(), 0.0);
+    report.decode_ms_median = median(steps);
+    report.decode_tokens_per_s =
+        1000.0 * static_cast<double>(steps.size()) / std::accumulate(steps.begin(), steps.end(), 0.0);
   }
 
   // --- The all-reduces of one decode step, timed on the group.
