@@ -4,8 +4,10 @@
 // backend --device names (as `loom run`: the GPU when the binary has CUDA and a GPU is present, else the CPU), or
 // split over several GPUs with --tensor-parallel N (then one model only).
 
-#include <pthread.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -57,14 +59,42 @@ std::string read_key_file(const std::string& path) {
   return key;
 }
 
+// The shutdown signals reach the waiter thread through a pipe: the handler only writes the signal number (async-signal-
+// safe). A handler, unlike blocking the signals for sigwait, works whichever thread the kernel picks — threads that
+// libraries start before main (OpenBLAS, the CUDA driver) do not carry a signal mask set later — and it replaces an
+// inherited SIG_IGN (a shell starts background jobs with SIGINT ignored).
+int shutdown_pipe[2] = {-1, -1};
+
+extern "C" void on_shutdown_signal(int signal) {
+  const auto byte = static_cast<unsigned char>(signal);
+  [[maybe_unused]] const ssize_t written = write(shutdown_pipe[1], &byte, 1);
+}
+
+void install_shutdown_handlers() {
+  if (pipe2(shutdown_pipe, O_CLOEXEC) != 0) fail(ErrorKind::kInternal, "cannot create the shutdown pipe");
+  struct sigaction action = {};
+  action.sa_handler = on_shutdown_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// Blocks until a shutdown signal arrives (its number) or wake_shutdown_waiter() is called (0).
+int wait_for_shutdown() {
+  unsigned char byte = 0;
+  while (read(shutdown_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+  }
+  return byte;
+}
+
+void wake_shutdown_waiter() {
+  const unsigned char zero = 0;
+  [[maybe_unused]] const ssize_t written = write(shutdown_pipe[1], &zero, 1);
+}
+
 void serve(const ServeOptions& options) {
-  // Block the shutdown signals before any thread starts, so every thread inherits the mask and one thread takes them
-  // with sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  install_shutdown_handlers();
 
   std::vector<server::ModelSource> sources;
   for (const auto& argument : options.models) sources.push_back(server::parse_model_argument(argument));
@@ -128,19 +158,17 @@ void serve(const ServeOptions& options) {
       log::error("loading model '{}' failed: {}", id, e.what());
     }
   });
-  std::thread waiter([&server, signals] {
-    int signal = 0;
-    sigwait(&signals, &signal);
+  std::thread waiter([&server] {
+    const int signal = wait_for_shutdown();
+    if (signal == 0) return;  // the server stopped for another reason
     log::info("loom: {} received, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
     server.stop();
   });
   server.serve();
   preload.join();
-  // Wake the waiter if the server stopped for another reason (it is idle in sigwait otherwise).
-  if (waiter.joinable()) {
-    pthread_kill(waiter.native_handle(), SIGTERM);
-    waiter.join();
-  }
+  // Wake the waiter if the server stopped for another reason (it is idle in wait_for_shutdown otherwise).
+  wake_shutdown_waiter();
+  waiter.join();
   log::info("loom: stopped");
 }
 
