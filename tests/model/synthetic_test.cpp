@@ -19,6 +19,17 @@
 namespace loom::model {
 namespace {
 
+// Every logit finite and not all the same: the random weights carry information through every layer.
+void expect_finite_and_varied(const Tensor& logits) {
+  float lo = INFINITY, hi = -INFINITY;
+  for (float v : logits.span<const float>()) {
+    ASSERT_TRUE(std::isfinite(v));
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  EXPECT_GT(hi - lo, 1e-3f);
+}
+
 using ::testing::HasSubstr;
 
 TEST(Synthetic, PresetsHaveThePublishedParameterCounts) {
@@ -139,13 +150,7 @@ TEST_P(SyntheticFormats, TinyLoadsAndGivesFiniteLogits) {
   batch.positions = {0, 1, 2, 3, 4, 5};
   const Tensor logits = model->forward({.batch = &batch}, cache);
   ASSERT_EQ(logits.shape(), (Shape{1, 1024}));
-  float lo = INFINITY, hi = -INFINITY;
-  for (float v : logits.span<float>()) {
-    ASSERT_TRUE(std::isfinite(v));
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-  }
-  EXPECT_GT(hi - lo, 1e-3f);  // not a constant: the weights carry information through the layers
+  expect_finite_and_varied(logits);
 
   ImagePixels image;
   image.pixel_values = Tensor::zeros(DType::kF32, {1, 3, 32, 32});
@@ -201,13 +206,7 @@ TEST_P(SyntheticGemma4Formats, TinyGemma4LoadsAndRunsTextAndAnImage) {
   batch.positions = {0, 1, 2, 3, 4};
   const Tensor logits = model->forward({.batch = &batch}, cache);
   ASSERT_EQ(logits.shape(), (Shape{1, 1024}));
-  float lo = INFINITY, hi = -INFINITY;
-  for (float v : logits.span<float>()) {
-    ASSERT_TRUE(std::isfinite(v));
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-  }
-  EXPECT_GT(hi - lo, 1e-3f);
+  expect_finite_and_varied(logits);
 
   // A 6 × 3 grid of 16 px patches pools (3 × 3) into 2 soft tokens.
   ImagePixels image;
