@@ -15,6 +15,7 @@
 // needs (logits) with to_host(). On the CPU backend all of these are host memory and upload/to_host copy nothing.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -28,6 +29,12 @@
 #include "weights/weight.h"
 
 namespace loom::backend {
+
+// A step's ops recorded once by a backend that can replay them (a CUDA graph); opaque to the caller.
+class StepGraph {
+ public:
+  virtual ~StepGraph() = default;
+};
 
 class Backend {
  public:
@@ -104,6 +111,27 @@ class Backend {
   // image [C, H, W] → patches [(H/p)·(W/p), C·p·p] in (c, py, px) order, patches row-major: Conv2d with stride =
   // kernel = p is then matmul(patches, weight.reshape(out, C·p·p)) plus the bias.
   virtual void extract_patches(const Tensor& image, int patch, Tensor& out) = 0;
+
+  // Step binding and step graphs. A model may bind the batch of the step it is about to run; ops then given views of
+  // that batch (its token ids, positions, the batch itself) may read an upload of it made once here instead of
+  // uploading per op. Returns the capacity each sequence's block table was padded to in that upload (part of what a
+  // recorded step depends on); 0 from backends that keep no such copy. bind_step(nullptr) unbinds; the batch must
+  // outlive the binding and not change while bound.
+  virtual int64_t bind_step(const Batch* /*batch*/) { return 0; }
+
+  // Recording (model/step_runner.h drives it): ops issued between begin_capture() and end_capture() are recorded, not
+  // run, into a graph that replay() runs again; before each replay the model binds the new step, whose values the
+  // graph reads. Only backends for which can_capture() is true implement the rest; an op that cannot be recorded
+  // (one needing an upload outside the bound step, a host read, a buffer that grows) throws, after which the caller
+  // must call abort_capture() and run the step without recording.
+  virtual bool can_capture() const { return false; }
+  virtual void begin_capture();
+  virtual std::unique_ptr<StepGraph> end_capture();
+  virtual void abort_capture() {}
+  virtual void replay(StepGraph& graph);
+  // Changes whenever memory a recorded graph may point into could have been replaced: graphs recorded under another
+  // epoch must not be replayed.
+  virtual uint64_t memory_epoch() const { return 0; }
 };
 
 }  // namespace loom::backend

@@ -155,7 +155,7 @@ void bench(const BenchCommandOptions& options) {
     return;
   }
   // Declared before the model run_bench loads on it, so that it outlives the model.
-  const std::unique_ptr<backend::Backend> backend = make_backend(options.placement.device);
+  const std::unique_ptr<backend::Backend> backend = make_backend(options.placement.device, 0, options.placement.eager);
   std::unique_ptr<backend::DeviceProbe> probe;
 #ifdef LOOM_HAS_CUDA
   if (backend->device().kind == DeviceKind::kCuda) probe = backend::cuda::make_device_probe(backend->device().index);

@@ -18,16 +18,19 @@
 
 namespace loom::cli {
 
-std::unique_ptr<backend::Backend> make_backend(const std::string& device, int gpu) {
+std::unique_ptr<backend::Backend> make_backend(const std::string& device, int gpu, bool eager) {
   if (!device.empty() && device != "cuda" && device != "cpu") {
     fail(ErrorKind::kInvalidRequest, "--device must be cuda or cpu, got '{}'", device);
   }
 #ifdef LOOM_HAS_CUDA
   if (device == "cuda" || (device.empty() && backend::cuda::device_count() > 0)) {
-    return std::make_unique<backend::cuda::CudaBackend>(gpu);  // throws kUnsupported naming the missing GPU
+    auto cuda = std::make_unique<backend::cuda::CudaBackend>(gpu);  // throws kUnsupported naming the missing GPU
+    cuda->set_step_graphs(!eager);
+    return cuda;
   }
 #else
   (void)gpu;
+  (void)eager;
   if (device == "cuda") fail(ErrorKind::kUnsupported, "this loom binary was built without the CUDA backend");
 #endif
   return std::make_unique<backend::cpu::CpuBackend>();
@@ -41,6 +44,8 @@ CLI::Option* add_tensor_parallel_options(CLI::App& command, Placement& placement
           ->capture_default_str();
   command.add_option("--devices", placement.devices, "the GPU of each rank, comma-separated (default: 0,1,…,N-1)")
       ->delimiter(',');
+  command.add_flag("--enforce-eager", placement.eager,
+                   "launch every GPU step op by op instead of replaying decode steps from CUDA graphs");
   return ranks;
 }
 
@@ -120,7 +125,8 @@ server::PlacedModel load_placed(const weights::Snapshot& snapshot, const Placeme
     placed.model = model::load_tensor_parallel(snapshot, make_rank_group(placement));
     return placed;
   }
-  placed.backend = make_backend(placement.device, placement.devices.empty() ? 0 : placement.devices.front());
+  placed.backend =
+      make_backend(placement.device, placement.devices.empty() ? 0 : placement.devices.front(), placement.eager);
   placed.model = model::load_model(snapshot, *placed.backend);
   return placed;
 }

@@ -18,16 +18,19 @@ namespace loom::cli {
 // "cuda": the first GPU (throws kUnsupported when the binary has no CUDA backend or no GPU is present); "cpu": the
 // CPU backend; empty: cuda when the binary has the CUDA backend and a GPU is present, else cpu. Anything else throws
 // kInvalidRequest. Each call makes a new backend: backend ops expect one calling thread, so every model that runs on
-// its own engine thread gets its own. `gpu` picks the GPU for cuda.
-std::unique_ptr<backend::Backend> make_backend(const std::string& device, int gpu = 0);
+// its own engine thread gets its own. `gpu` picks the GPU for cuda; `eager` turns its step graphs off (every decode
+// step launched op by op, as `--enforce-eager` asks).
+std::unique_ptr<backend::Backend> make_backend(const std::string& device, int gpu = 0, bool eager = false);
 
 struct Placement {
   std::string device;        // --device: "cuda", "cpu" or empty (cuda when a GPU is present)
   int tensor_parallel = 1;   // --tensor-parallel: ranks
   std::vector<int> devices;  // --devices: the GPU of each rank (empty: 0 … N-1)
+  bool eager = false;        // --enforce-eager: no CUDA graphs
 };
 
-// Adds --tensor-parallel and --devices to `command` (each command declares its own --device); returns the first.
+// Adds --tensor-parallel, --devices and --enforce-eager to `command` (each command declares its own --device);
+// returns the first.
 CLI::Option* add_tensor_parallel_options(CLI::App& command, Placement& placement);
 
 // GPUs this binary can use now (0 without the CUDA backend).

@@ -113,7 +113,8 @@ void serve(const ServeOptions& options) {
   // Each model the registry loads gets its own backend of this kind (or its own tensor-parallel group); asking for a
   // backend now reports a bad --device (or a missing GPU) before the server starts.
   if (options.placement.tensor_parallel == 1) {
-    make_backend(options.placement.device, options.placement.devices.empty() ? 0 : options.placement.devices.front());
+    make_backend(options.placement.device, options.placement.devices.empty() ? 0 : options.placement.devices.front(),
+                 options.placement.eager);
   }
   const Placement placement = options.placement;
   const server::ModelFactory backends = [placement](const weights::Snapshot& snapshot) {

@@ -247,7 +247,13 @@ BenchReport run_bench(const weights::Snapshot& snapshot, const std::string& form
   // pass measures steady state.
   {
     (void)forward_pass(*model, text, 0);
+    const model::StepCounts before = model->step_counts();
     const Pass pass = forward_pass(*model, text, options.gen_tokens);
+    const model::StepCounts after = model->step_counts();
+    report.decode_steps = {.eager = after.eager - before.eager,
+                           .recorded = after.recorded - before.recorded,
+                           .replayed = after.replayed - before.replayed,
+                           .refused = after.refused - before.refused};
     report.prefill_ms = pass.ms.front();
     report.logits_finite = pass.finite;
     const std::vector<double> steps(pass.ms.begin() + 1, pass.ms.end());
@@ -385,7 +391,12 @@ nlohmann::ordered_json bench_report_json(const BenchReport& r) {
                   {"decode_ms_per_token_mean", r.decode_ms_mean},
                   {"decode_tokens_per_s", r.decode_tokens_per_s},
                   {"decode_gb_per_s", r.decode_bytes_per_s / 1e9},
-                  {"logits_finite", r.logits_finite}};
+                  {"logits_finite", r.logits_finite},
+                  {"steps",
+                   {{"eager", r.decode_steps.eager},
+                    {"graph_recorded", r.decode_steps.recorded},
+                    {"graph_replayed", r.decode_steps.replayed},
+                    {"graph_refused", r.decode_steps.refused}}}};
   j["engine"] = {{"ttft_ms", r.engine_ttft_ms},
                  {"prefill_tokens_per_s", r.engine_prefill_tokens_per_s},
                  {"decode_ms_per_token", r.engine_decode_ms_per_token},

@@ -14,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "backend/device_probe.h"
+#include "model/model.h"
 #include "weights/snapshot.h"
 
 namespace loom::engine {
@@ -89,6 +90,7 @@ struct BenchReport {
   double decode_tokens_per_s = 0;  // 1000 / mean
   double decode_bytes_per_s = 0;   // decode_bytes / median step time
   bool logits_finite = true;       // every logit of every step
+  model::StepCounts decode_steps;  // how the timed pass's steps ran (recorded graphs and replays, or op by op)
 
   // Through the Engine (images included when requested).
   double engine_ttft_ms = 0;

@@ -51,6 +51,7 @@ enum class Slot : uint8_t {
   kMoeBranch,
   kExpertOut,  // Qwen3 MoE expert output and DeepStack rows
   kDeepstack,
+  kLogits,  // the output projection's result on a device backend
   kCount,
 };
 

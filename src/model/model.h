@@ -58,6 +58,14 @@ struct StepInputs {
   bool all_logits = false;
 };
 
+// How a model's forward steps ran (model/step_runner.h): op by op, or recorded into a graph and replayed.
+struct StepCounts {
+  int64_t eager = 0;     // run op by op
+  int64_t recorded = 0;  // recorded, then run from the new graph
+  int64_t replayed = 0;  // run from an earlier graph
+  int64_t refused = 0;   // recordings that failed (that step shape runs op by op from then on)
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -74,6 +82,9 @@ class Model {
   // One step: appends the batch's keys and values to `cache` and returns F32 logits in host memory (see
   // StepInputs::all_logits): the only activations that leave the backend. Image rows may be in host or backend memory.
   virtual Tensor forward(const StepInputs& step, backend::KvCache& cache) = 0;
+
+  // Since load; all zero for models that do not go through a StepRunner.
+  virtual StepCounts step_counts() const { return {}; }
 };
 
 // Throws kInternal ("[family] …") unless `cache` has exactly the layers `info.kv` describes: the engine sizes the cache

@@ -102,12 +102,16 @@ void embed_tokens(backend::Backend& backend, const Sharding& sharding, const wei
 }
 
 Tensor lm_head_logits(backend::Backend& backend, const Sharding& sharding, const weights::Weight& lm_head,
-                      int64_t vocab, const Tensor& rows, float softcap) {
+                      int64_t vocab, const Tensor& rows, float softcap, Scratch& scratch) {
   const int64_t n = rows.dim(0);
-  Tensor local = backend.allocate(DType::kF32, {n, lm_head.rows});
+  // On the host backend the logits leave as they are, so they get their own storage rather than a scratch buffer
+  // the next step overwrites.
+  const bool stays_on_device = !sharding.active() && backend.device().kind != DeviceKind::kCpu;
+  Tensor local = stays_on_device ? scratch.get(Slot::kLogits, {n, lm_head.rows})
+                                 : backend.allocate(DType::kF32, {n, lm_head.rows});
   backend.matmul(rows, lm_head, local);
   if (softcap > 0) backend.softcap(local, softcap, local);
-  if (!sharding.active()) return backend.to_host(local);
+  if (!sharding.active()) return local;
   const int64_t width = lm_head.rows * sharding.ranks();
   Tensor gathered = backend.allocate(DType::kF32, {n, width});
   sharding.comm->all_gather_columns(local, gathered);

@@ -73,9 +73,10 @@ void all_reduce(const Sharding& sharding, Tensor& x);
 void embed_tokens(backend::Backend& backend, const Sharding& sharding, const weights::Weight& table, int64_t vocab,
                   std::span<const int32_t> ids, float scale, Tensor& out);
 
-// Host F32 logits [rows, vocab] = softcap(rows · lm_headᵀ) (no softcap when softcap ≤ 0). Sharded: `lm_head` is this
-// rank's vocab_shard; every rank gets the full logits.
+// F32 logits [rows, vocab] = softcap(rows · lm_headᵀ) (no softcap when softcap ≤ 0). Not sharded, on a device
+// backend: in backend memory, in `scratch` slot kLogits (StepRunner brings them to the host); otherwise in host memory,
+// newly allocated. Sharded: `lm_head` is this rank's vocab_shard; every rank gets the full logits.
 Tensor lm_head_logits(backend::Backend& backend, const Sharding& sharding, const weights::Weight& lm_head,
-                      int64_t vocab, const Tensor& rows, float softcap);
+                      int64_t vocab, const Tensor& rows, float softcap, Scratch& scratch);
 
 }  // namespace loom::model

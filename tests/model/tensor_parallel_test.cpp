@@ -338,7 +338,8 @@ TEST(TensorParallel, VocabParallelEmbeddingAndLogitsPadAndTrim) {
       const weights::Weight shard = weight_rows(table, part.begin, part.count, "table");
       embeds[static_cast<size_t>(r)] = Tensor::zeros(DType::kF32, {tokens, kHidden});
       embed_tokens(backend, sharding, shard, kVocab, ids, 0.5f, embeds[static_cast<size_t>(r)]);
-      logits[static_cast<size_t>(r)] = lm_head_logits(backend, sharding, shard, kVocab, rows, 3.0f);
+      Scratch scratch(&backend);
+      logits[static_cast<size_t>(r)] = lm_head_logits(backend, sharding, shard, kVocab, rows, 3.0f, scratch);
       try {  // every rank checks the ids before any collective, so all of them throw
         Tensor out = Tensor::zeros(DType::kF32, {1, kHidden});
         embed_tokens(backend, sharding, shard, kVocab, std::vector<int32_t>{static_cast<int32_t>(kVocab)}, 1.0f, out);

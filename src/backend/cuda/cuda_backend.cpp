@@ -31,10 +31,12 @@ void check_launch(std::string_view op) {
 namespace {
 std::atomic<int64_t> allocated{0};
 std::atomic<int64_t> peak{0};
+std::atomic<uint64_t> allocations{0};
 }  // namespace
 
 void* tracked_malloc(size_t bytes) {
   void* data = nullptr;
+  allocations.fetch_add(1);
   LOOM_CUDA(cudaMalloc(&data, bytes));
   const int64_t now = allocated.fetch_add(static_cast<int64_t>(bytes)) + static_cast<int64_t>(bytes);
   int64_t seen = peak.load();
@@ -59,6 +61,10 @@ int64_t tracked_peak_bytes() {
 
 void reset_tracked_peak() {
   peak.store(allocated.load());
+}
+
+uint64_t allocation_epoch() {
+  return allocations.load();
 }
 
 DeviceBuffer::~DeviceBuffer() {
@@ -90,11 +96,16 @@ MetaRing::~MetaRing() {
 
 const uint8_t* MetaRing::commit(std::span<const uint8_t> bytes) {
   constexpr size_t kAlign = 256;
+  if (capturing_) {
+    fail(ErrorKind::kInternal, "[cuda] per-op metadata ({} bytes) outside the bound step cannot be recorded",
+         bytes.size());
+  }
   if (bytes.size() > capacity_ / 4) {
     auto* device = static_cast<uint8_t*>(oversize_.reserve(bytes.size()));
-    // From pageable memory: the copy has left `bytes` when cudaMemcpy returns, and kernels queued before it on the
-    // stream have finished with the buffer's previous contents.
-    LOOM_CUDA(cudaMemcpy(device, bytes.data(), bytes.size(), cudaMemcpyHostToDevice));
+    // Waiting for the copy: it has left `bytes` when it returns, and kernels queued before it on the stream have
+    // finished with the buffer's previous contents.
+    LOOM_CUDA(cudaMemcpyAsync(device, bytes.data(), bytes.size(), cudaMemcpyHostToDevice, stream_));
+    LOOM_CUDA(cudaStreamSynchronize(stream_));
     return device;
   }
   if (host_ == nullptr) {
@@ -103,14 +114,14 @@ const uint8_t* MetaRing::commit(std::span<const uint8_t> bytes) {
   }
   if (head_ + bytes.size() > capacity_) {
     // Every copy and kernel of the last lap must be done before its stretches are written again.
-    LOOM_CUDA(cudaStreamSynchronize(nullptr));
+    LOOM_CUDA(cudaStreamSynchronize(stream_));
     head_ = 0;
   }
   const size_t offset = head_;
   head_ = (head_ + bytes.size() + kAlign - 1) / kAlign * kAlign;
   if (bytes.empty()) return device_ + offset;
   std::memcpy(host_ + offset, bytes.data(), bytes.size());
-  LOOM_CUDA(cudaMemcpyAsync(device_ + offset, host_ + offset, bytes.size(), cudaMemcpyHostToDevice, nullptr));
+  LOOM_CUDA(cudaMemcpyAsync(device_ + offset, host_ + offset, bytes.size(), cudaMemcpyHostToDevice, stream_));
   return device_ + offset;
 }
 
@@ -141,14 +152,28 @@ CudaBackend::CudaBackend(int device) : device_(device), state_(std::make_unique<
     fail(ErrorKind::kUnsupported, "[cuda] GPU {} requested, {} available", device, count);
   }
   LOOM_CUDA(cudaSetDevice(device));
+  LOOM_CUDA(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking));
+  LOOM_CUDA(cudaDeviceGetAttribute(&state_->multiprocessors, cudaDevAttrMultiProcessorCount, device));
+  state_->meta.set_stream(state_->stream);
+  LOOM_CUDA(cudaEventCreateWithFlags(&state_->step.copied, cudaEventDisableTiming));
   LOOM_CUBLAS(cublasCreate(&state_->cublas));
+  LOOM_CUBLAS(cublasSetStream(state_->cublas, state_->stream));
   // Plain fp32 GEMMs (no TF32): the prefill path must agree with the CPU backend to fp32 rounding.
   LOOM_CUBLAS(cublasSetMathMode(state_->cublas, CUBLAS_PEDANTIC_MATH));
 }
 
 CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
-  if (state_ && state_->cublas != nullptr) cublasDestroy(state_->cublas);
+  if (!state_) return;
+  if (state_->stream != nullptr) cudaStreamSynchronize(state_->stream);
+  if (state_->cublas != nullptr) cublasDestroy(state_->cublas);
+  if (state_->step.staging != nullptr) cudaFreeHost(state_->step.staging);
+  if (state_->step.copied != nullptr) cudaEventDestroy(state_->step.copied);
+  if (state_->stream != nullptr) cudaStreamDestroy(state_->stream);
+}
+
+CUstream_st* CudaBackend::stream() const {
+  return state_->stream;
 }
 
 Tensor CudaBackend::allocate(DType dtype, Shape shape) {
@@ -161,7 +186,7 @@ Tensor CudaBackend::allocate(DType dtype, Shape shape) {
   const size_t size = std::max<uint64_t>(*bytes, 1);
   void* data = tracked_malloc(size);
   std::shared_ptr<void> storage(data, [size](void* p) { tracked_free(p, size); });
-  if (*bytes > 0) LOOM_CUDA(cudaMemset(data, 0, *bytes));
+  if (*bytes > 0) LOOM_CUDA(cudaMemsetAsync(data, 0, *bytes, state_->stream));
   return Tensor::adopt(dtype, std::move(shape), std::move(storage), device());
 }
 
@@ -178,7 +203,8 @@ Tensor CudaBackend::upload(const Tensor& host) {
   use_device(device_);
   Tensor device_tensor = allocate(host.dtype(), host.shape());
   if (host.bytes() > 0) {
-    LOOM_CUDA(cudaMemcpy(device_tensor.data(), host.data(), host.bytes(), cudaMemcpyHostToDevice));
+    LOOM_CUDA(cudaMemcpyAsync(device_tensor.data(), host.data(), host.bytes(), cudaMemcpyHostToDevice, state_->stream));
+    LOOM_CUDA(cudaStreamSynchronize(state_->stream));
   }
   return device_tensor;
 }
@@ -200,7 +226,10 @@ Tensor CudaBackend::to_host(const Tensor& t) {
   if (!on_device(t)) fail(ErrorKind::kInternal, "[to_host] the tensor is not in CUDA device memory");
   use_device(device_);
   Tensor host = Tensor::zeros(t.dtype(), t.shape());
-  if (t.bytes() > 0) LOOM_CUDA(cudaMemcpy(host.data(), t.data(), t.bytes(), cudaMemcpyDeviceToHost));
+  if (t.bytes() > 0) {
+    LOOM_CUDA(cudaMemcpyAsync(host.data(), t.data(), t.bytes(), cudaMemcpyDeviceToHost, state_->stream));
+    LOOM_CUDA(cudaStreamSynchronize(state_->stream));
+  }
   return host;
 }
 
@@ -212,7 +241,11 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   use_device(device_);
   const cudaMemcpyKind kind = on_device(src) ? (on_device(dst) ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost)
                                              : (on_device(dst) ? cudaMemcpyHostToDevice : cudaMemcpyHostToHost);
-  if (src.bytes() > 0 && src.data() != dst.data()) LOOM_CUDA(cudaMemcpy(dst.data(), src.data(), src.bytes(), kind));
+  if (src.bytes() == 0 || src.data() == dst.data()) return;
+  LOOM_CUDA(cudaMemcpyAsync(dst.data(), src.data(), src.bytes(), kind, state_->stream));
+  // A copy between two device tensors stays in stream order; one touching host memory is waited for, so the host
+  // side is complete (or free to change) when copy returns.
+  if (kind != cudaMemcpyDeviceToDevice) LOOM_CUDA(cudaStreamSynchronize(state_->stream));
 }
 
 }  // namespace loom::backend::cuda

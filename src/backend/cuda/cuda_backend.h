@@ -6,15 +6,18 @@
 // model file and test unchanged. Decode is bound by reading the weights, which stay in their compact format, so F32
 // activations cost little there; bf16 activations (and bf16 tensor-core GEMMs for prefill) are the next step.
 //
-// Per-step metadata (token ids, positions, block tables) arrives in host memory and is copied to the device by the op
-// that needs it. Every op is issued on the legacy default stream, so ops run in call order and a host read-back
-// (to_host, argmax, top_k) waits for everything before it.
+// Every op is issued on the backend's own stream, so ops run in call order and a host read-back (to_host, argmax,
+// top_k) waits for everything before it. Per-step metadata (token ids, positions, block tables) arrives in host memory:
+// a bound step (bind_step) is uploaded once per step, anything else by the op that needs it. A decode step can be
+// recorded into a CUDA graph and replayed (begin_capture … replay): one launch instead of hundreds.
 //
 // This header needs no CUDA headers: the model and CLI include it when LOOM_HAS_CUDA is defined.
 
 #include <memory>
 
 #include "backend/backend.h"
+
+struct CUstream_st;  // cudaStream_t points to it
 
 namespace loom::backend::cuda {
 
@@ -70,6 +73,19 @@ class CudaBackend final : public Backend {
 
   void avg_pool_2d(const Tensor& x, int64_t grid_h, int64_t grid_w, int kernel, Tensor& out) override;
   void extract_patches(const Tensor& image, int patch, Tensor& out) override;
+
+  int64_t bind_step(const Batch* batch) override;
+  bool can_capture() const override;
+  void begin_capture() override;
+  std::unique_ptr<StepGraph> end_capture() override;
+  void abort_capture() override;
+  void replay(StepGraph& graph) override;
+  uint64_t memory_epoch() const override;
+  // Step graphs are on unless turned off here (`--enforce-eager`; tests compare both ways).
+  void set_step_graphs(bool enabled);
+
+  // The stream every op of this backend is issued on (cudaStream_t); collectives of a tensor-parallel group join it.
+  CUstream_st* stream() const;
 
   struct State;  // CUDA handles and reusable device buffers (cuda_backend.cu)
 

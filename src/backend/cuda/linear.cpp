@@ -111,10 +111,16 @@ void CudaBackend::embedding(const weights::Weight& table, std::span<const int32_
     }
   }
   if (ids.empty() || table.cols == 0) return;
-  MetaUpload meta;
-  const size_t offset = meta.add(ids);
-  const uint8_t* base = meta.commit(state_->meta);
-  kernels::dequantize(view, format, at<int32_t>(base, offset), 0, static_cast<int64_t>(ids.size()), scale,
+  const int32_t* device_ids = nullptr;
+  const Batch* bound = state_->step.batch;
+  if (bound != nullptr && std::ranges::equal(ids, bound->token_ids)) {
+    device_ids = state_->step.ids;  // the bound step's ids (or a copy the family made of them), uploaded once
+  } else {
+    MetaUpload meta;
+    const size_t offset = meta.add(ids);
+    device_ids = at<int32_t>(meta.commit(state_->meta), offset);
+  }
+  kernels::dequantize(state_->stream, view, format, device_ids, 0, static_cast<int64_t>(ids.size()), scale,
                       out.data_as<float>());
   check_launch("embedding");
 }
@@ -134,7 +140,7 @@ void CudaBackend::embedding_shard(const weights::Weight& table, std::span<const 
     local[t] = keep[t] != 0 ? static_cast<int32_t>(row) : 0;
   }
   if (table.rows == 0) {
-    LOOM_CUDA(cudaMemset(out.data(), 0, out.bytes()));
+    LOOM_CUDA(cudaMemsetAsync(out.data(), 0, out.bytes(), state_->stream));
     return;
   }
   MetaUpload meta;
@@ -142,8 +148,9 @@ void CudaBackend::embedding_shard(const weights::Weight& table, std::span<const 
   const size_t keep_offset = meta.add(std::span<const int32_t>(keep));
   const uint8_t* base = meta.commit(state_->meta);
   const auto count = static_cast<int64_t>(ids.size());
-  kernels::dequantize(view, format, at<int32_t>(base, local_offset), 0, count, scale, out.data_as<float>());
-  kernels::zero_rows(out.data_as<float>(), at<int32_t>(base, keep_offset), count, table.cols);
+  kernels::dequantize(state_->stream, view, format, at<int32_t>(base, local_offset), 0, count, scale,
+                      out.data_as<float>());
+  kernels::zero_rows(state_->stream, out.data_as<float>(), at<int32_t>(base, keep_offset), count, table.cols);
   check_launch("embedding_shard");
 }
 
@@ -167,7 +174,7 @@ void CudaBackend::matmul(const Tensor& x, const weights::Weight& w, Tensor& out)
     if (format != Format::kFloatAny && reinterpret_cast<uintptr_t>(xs) % 16 != 0) {
       fail(ErrorKind::kInternal, "[matmul] x must be 16-byte aligned for the GEMV");
     }
-    kernels::gemv(view, format, xs, static_cast<int>(n), ys);
+    kernels::gemv(state_->stream, view, format, xs, static_cast<int>(n), state_->multiprocessors, ys);
     check_launch("matmul");
     return;
   }
@@ -186,7 +193,7 @@ void CudaBackend::matmul(const Tensor& x, const weights::Weight& w, Tensor& out)
   auto* tile = static_cast<float*>(state_->tile.reserve(static_cast<size_t>(tile_rows * w.cols) * sizeof(float)));
   for (int64_t r0 = 0; r0 < w.rows; r0 += tile_rows) {
     const int64_t rows = std::min(tile_rows, w.rows - r0);
-    kernels::dequantize(view, format, nullptr, r0, rows, 1.0f, tile);
+    kernels::dequantize(state_->stream, view, format, nullptr, r0, rows, 1.0f, tile);
     check_launch("matmul");
     sgemm(tile, rows, ys + r0);
   }
@@ -198,7 +205,7 @@ void CudaBackend::add_bias(Tensor& x, const Tensor& bias) {
   const int64_t cols = last_dim(x);
   expect_shape(bias, {cols}, "add_bias", "bias");
   const int64_t rows = cols == 0 ? 0 : x.elements() / cols;
-  kernels::add_bias(x.data_as<float>(), bias.data_as<float>(), rows, cols);
+  kernels::add_bias(state_->stream, x.data_as<float>(), bias.data_as<float>(), rows, cols);
   check_launch("add_bias");
 }
 

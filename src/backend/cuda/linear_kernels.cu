@@ -1,10 +1,10 @@
 // The matmul and embedding kernels: a fused GEMV for decode and a decoder to f32 for prefill tiles and embedding
 // rows, both over the unit decoders of weight_formats.cuh (linear.cpp says how they are used).
 //
-// GEMV: each warp owns kRowsPerWarp output rows; each lane streams whole 32-element units of those rows (16-byte loads
-// where the unit allows, every weight byte read once), decodes them in registers and multiplies them into fp32
-// accumulators for every activation row (the activation unit is loaded once per lane and reused for both weight
-// rows); a warp shuffle sums the lanes.
+// GEMV: each group of warps owns kRowsPerWarp output rows; each lane streams whole 32-element units of those rows
+// (16-byte loads where the unit allows, every weight byte read once), decodes them in registers and multiplies them
+// into fp32 accumulators for every activation row (the activation unit is loaded once per lane and reused for both
+// weight rows); warp shuffles sum the lanes and shared memory the group's warps.
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_formats.cuh"
 
@@ -13,6 +13,7 @@ namespace {
 
 constexpr int kRowsPerWarp = 2;
 constexpr int kGemvThreads = 256;
+constexpr int kGemvWarps = kGemvThreads / 32;
 constexpr int kDequantThreads = 128;
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -21,22 +22,26 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// out[i·ldo + r] = x[i, :] · w[r, :] for i < n (n ≤ MaxN).
+// out[i·ldo + r] = x[i, :] · w[r, :] for i < n (n ≤ MaxN). The block's warps form kGemvWarps / splits row groups of
+// `splits` warps each: a group owns kRowsPerWarp rows and its warps take interleaved 32-unit stretches of the columns,
+// so a short, wide matrix (few rows: o_proj, down_proj, k/v) still spreads over many blocks; the group's partial sums
+// meet in shared memory.
 template <class Decoder, int MaxN>
 __global__ void __launch_bounds__(kGemvThreads)
-    gemv_kernel(WeightView w, const float* __restrict__ x, int n, float* __restrict__ out, int64_t ldo) {
+    gemv_kernel(WeightView w, const float* __restrict__ x, int n, int splits, float* __restrict__ out, int64_t ldo) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
-  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-  const int64_t r0 = warp * kRowsPerWarp;
-  if (r0 >= w.rows) return;
+  const int warp = static_cast<int>(threadIdx.x >> 5);
+  const int group = warp / splits, part = warp % splits;
+  const int groups = kGemvWarps / splits;
+  const int64_t r0 = (static_cast<int64_t>(blockIdx.x) * groups + group) * kRowsPerWarp;
   float acc[kRowsPerWarp][MaxN];
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
 #pragma unroll
     for (int i = 0; i < MaxN; ++i) acc[r][i] = 0.0f;
   }
-  const int64_t units = (w.cols + 31) / 32;
-  for (int64_t u = lane; u < units; u += 32) {
+  const int64_t units = r0 < w.rows ? (w.cols + 31) / 32 : 0;
+  for (int64_t u = int64_t{part} * 32 + lane; u < units; u += int64_t{splits} * 32) {
     float wv[kRowsPerWarp][32];
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
@@ -73,14 +78,124 @@ __global__ void __launch_bounds__(kGemvThreads)
       }
     }
   }
+  // Lanes, then the group's warps (in part order, so the sum is deterministic).
+  __shared__ float partial[kGemvWarps][kRowsPerWarp][MaxN];
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
 #pragma unroll
     for (int i = 0; i < MaxN; ++i) {
-      if (i >= n) break;
       const float total = warp_sum(acc[r][i]);
-      if (lane == 0 && r0 + r < w.rows) out[i * ldo + r0 + r] = total;
+      if (lane == 0) partial[warp][r][i] = total;
     }
+  }
+  __syncthreads();
+  for (int item = static_cast<int>(threadIdx.x); item < groups * kRowsPerWarp * MaxN; item += kGemvThreads) {
+    const int g = item / (kRowsPerWarp * MaxN), r = (item / MaxN) % kRowsPerWarp, i = item % MaxN;
+    const int64_t row = (static_cast<int64_t>(blockIdx.x) * groups + g) * kRowsPerWarp + r;
+    if (i >= n || row >= w.rows) continue;
+    float total = 0.0f;
+    for (int p = 0; p < splits; ++p) total += partial[g * splits + p][r][i];
+    out[i * ldo + row] = total;
+  }
+}
+
+// The same product for float weights (f32, f16, bf16 with whole 32-element units), laid out for bandwidth: a lane
+// reads 16-byte chunks, consecutive lanes consecutive chunks (each load instruction of a warp covers 512 contiguous
+// bytes of a row), and kChunksInFlight chunks of each of the warp's rows are loaded before any is used, so every lane
+// keeps several loads outstanding. Row groups and column splits as in gemv_kernel.
+constexpr int kChunksInFlight = 4;
+
+template <int Kind>
+__device__ __forceinline__ void unpack_chunk(const uint4& v, float (&f)[Kind == 0 ? 4 : 8]) {
+  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if constexpr (Kind == 0) {
+      f[i] = __uint_as_float(words[i]);
+    } else if constexpr (Kind == 1) {
+      f[2 * i] = f16_bits_to_float(words[i] & 0xFFFFu);
+      f[2 * i + 1] = f16_bits_to_float(words[i] >> 16);
+    } else {
+      f[2 * i] = __uint_as_float(words[i] << 16);
+      f[2 * i + 1] = __uint_as_float(words[i] & 0xFFFF0000u);
+    }
+  }
+}
+
+template <int Kind, int MaxN>
+__global__ void __launch_bounds__(kGemvThreads) gemv_float_kernel(WeightView w, const float* __restrict__ x, int n,
+                                                                  int splits, float* __restrict__ out, int64_t ldo) {
+  constexpr int kElems = Kind == 0 ? 4 : 8;  // per 16-byte chunk
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const int warp = static_cast<int>(threadIdx.x >> 5);
+  const int group = warp / splits, part = warp % splits;
+  const int groups = kGemvWarps / splits;
+  const int64_t r0 = (static_cast<int64_t>(blockIdx.x) * groups + group) * kRowsPerWarp;
+  float acc[kRowsPerWarp][MaxN];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+#pragma unroll
+    for (int i = 0; i < MaxN; ++i) acc[r][i] = 0.0f;
+  }
+  const int64_t chunks = r0 < w.rows ? w.cols / kElems : 0;
+  const int64_t stride = int64_t{splits} * 32;
+  const uint4* rows[kRowsPerWarp];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    // A missing last row reads the first again (its result is never stored): no branch in the loop.
+    const int64_t row = r0 + r < w.rows ? r0 + r : r0;
+    rows[r] = reinterpret_cast<const uint4*>(w.values + row * w.row_bytes);
+  }
+  for (int64_t c0 = int64_t{part} * 32 + lane; c0 < chunks; c0 += stride * kChunksInFlight) {
+    uint4 v[kRowsPerWarp][kChunksInFlight];
+#pragma unroll
+    for (int k = 0; k < kChunksInFlight; ++k) {
+      const int64_t c = c0 + k * stride;
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; ++r) v[r][k] = c < chunks ? __ldg(rows[r] + c) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int k = 0; k < kChunksInFlight; ++k) {
+      const int64_t c = c0 + k * stride;
+      if (c >= chunks) break;
+      float wv[kRowsPerWarp][kElems];
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; ++r) unpack_chunk<Kind>(v[r][k], wv[r]);
+#pragma unroll
+      for (int i = 0; i < MaxN; ++i) {
+        if (i >= n) break;
+        const float4* xr = reinterpret_cast<const float4*>(x + i * w.cols + c * kElems);
+#pragma unroll
+        for (int e = 0; e < kElems; e += 4) {
+          const float4 xv = __ldg(xr + e / 4);
+#pragma unroll
+          for (int r = 0; r < kRowsPerWarp; ++r) {
+            acc[r][i] = fmaf(wv[r][e], xv.x, acc[r][i]);
+            acc[r][i] = fmaf(wv[r][e + 1], xv.y, acc[r][i]);
+            acc[r][i] = fmaf(wv[r][e + 2], xv.z, acc[r][i]);
+            acc[r][i] = fmaf(wv[r][e + 3], xv.w, acc[r][i]);
+          }
+        }
+      }
+    }
+  }
+  __shared__ float partial[kGemvWarps][kRowsPerWarp][MaxN];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+#pragma unroll
+    for (int i = 0; i < MaxN; ++i) {
+      const float total = warp_sum(acc[r][i]);
+      if (lane == 0) partial[warp][r][i] = total;
+    }
+  }
+  __syncthreads();
+  for (int item = static_cast<int>(threadIdx.x); item < groups * kRowsPerWarp * MaxN; item += kGemvThreads) {
+    const int g = item / (kRowsPerWarp * MaxN), r = (item / MaxN) % kRowsPerWarp, i = item % MaxN;
+    const int64_t row = (static_cast<int64_t>(blockIdx.x) * groups + g) * kRowsPerWarp + r;
+    if (i >= n || row >= w.rows) continue;
+    float total = 0.0f;
+    for (int p = 0; p < splits; ++p) total += partial[g * splits + p][r][i];
+    out[i * ldo + row] = total;
   }
 }
 
@@ -148,38 +263,61 @@ __global__ void zero_rows_kernel(float* out, const int32_t* keep, int64_t count,
 
 }  // namespace
 
-void zero_rows(float* out, const int32_t* keep, int64_t count, int64_t cols) {
+void zero_rows(Stream stream, float* out, const int32_t* keep, int64_t count, int64_t cols) {
   if (count * cols == 0) return;
-  zero_rows_kernel<<<static_cast<unsigned>((count * cols + 255) / 256), 256>>>(out, keep, count, cols);
+  zero_rows_kernel<<<static_cast<unsigned>((count * cols + 255) / 256), 256, 0, stream>>>(out, keep, count, cols);
 }
 
-void dequantize(const WeightView& w, Format format, const int32_t* ids, int64_t first, int64_t count, float scale,
-                float* out) {
+void dequantize(Stream stream, const WeightView& w, Format format, const int32_t* ids, int64_t first, int64_t count,
+                float scale, float* out) {
   const int64_t items = count * ((w.cols + 31) / 32);
   if (items == 0) return;
   const auto blocks = static_cast<unsigned>((items + kDequantThreads - 1) / kDequantThreads);
   with_format(format, [&]<class Decoder>(Decoder) {
-    dequant_kernel<Decoder><<<blocks, kDequantThreads>>>(w, ids, first, count, scale, out);
+    dequant_kernel<Decoder><<<blocks, kDequantThreads, 0, stream>>>(w, ids, first, count, scale, out);
   });
 }
 
-void gemv(const WeightView& w, Format format, const float* x, int n, float* out) {
-  const int64_t warps = (w.rows + kRowsPerWarp - 1) / kRowsPerWarp;
-  const auto blocks = static_cast<unsigned>((warps * 32 + kGemvThreads - 1) / kGemvThreads);
+void gemv(Stream stream, const WeightView& w, Format format, const float* x, int n, int multiprocessors, float* out) {
+  // Column splits: the fewest (1, 2, 4 or 8 warps per row group) that give at least two blocks per multiprocessor,
+  // and never so many that a warp's lanes would have no 32-element unit to work on.
+  const int64_t units = (w.cols + 31) / 32;
+  int splits = 1;
+  const auto blocks_for = [&](int s) {
+    return (w.rows + kRowsPerWarp * (kGemvWarps / s) - 1) / (kRowsPerWarp * (kGemvWarps / s));
+  };
+  while (splits < kGemvWarps && blocks_for(splits) < 2 * multiprocessors && units >= int64_t{64} * splits) splits *= 2;
+  const auto blocks = static_cast<unsigned>(blocks_for(splits));
+  if (format == Format::kF32 || format == Format::kF16 || format == Format::kBF16) {
+    const int kind = format == Format::kF32 ? 0 : format == Format::kF16 ? 1 : 2;
+    const auto run = [&]<int Kind>() {
+      if (n == 1) {
+        gemv_float_kernel<Kind, 1><<<blocks, kGemvThreads, 0, stream>>>(w, x, n, splits, out, w.rows);
+      } else if (n <= 4) {
+        gemv_float_kernel<Kind, 4><<<blocks, kGemvThreads, 0, stream>>>(w, x, n, splits, out, w.rows);
+      } else {
+        gemv_float_kernel<Kind, kGemvMaxRows><<<blocks, kGemvThreads, 0, stream>>>(w, x, n, splits, out, w.rows);
+      }
+    };
+    if (kind == 0) run.template operator()<0>();
+    if (kind == 1) run.template operator()<1>();
+    if (kind == 2) run.template operator()<2>();
+    return;  // the float formats' own kernel (gemv_float_kernel); the unit decoders serve the others
+  }
   with_format(format, [&]<class Decoder>(Decoder) {
     if (n == 1) {
-      gemv_kernel<Decoder, 1><<<blocks, kGemvThreads>>>(w, x, n, out, w.rows);
+      gemv_kernel<Decoder, 1><<<blocks, kGemvThreads, 0, stream>>>(w, x, n, splits, out, w.rows);
     } else if (n <= 4) {
-      gemv_kernel<Decoder, 4><<<blocks, kGemvThreads>>>(w, x, n, out, w.rows);
+      gemv_kernel<Decoder, 4><<<blocks, kGemvThreads, 0, stream>>>(w, x, n, splits, out, w.rows);
     } else {
-      gemv_kernel<Decoder, kGemvMaxRows><<<blocks, kGemvThreads>>>(w, x, n, out, w.rows);
+      gemv_kernel<Decoder, kGemvMaxRows><<<blocks, kGemvThreads, 0, stream>>>(w, x, n, splits, out, w.rows);
     }
   });
 }
 
-void add_bias(float* x, const float* bias, int64_t rows, int64_t cols) {
+void add_bias(Stream stream, float* x, const float* bias, int64_t rows, int64_t cols) {
   if (rows * cols == 0) return;
-  add_bias_kernel<<<static_cast<unsigned>((rows * cols + 255) / 256), 256>>>(x, bias, rows, cols);
+  add_bias_kernel<<<static_cast<unsigned>((rows * cols + 255) / 256), 256, 0, stream>>>(x, bias, rows, cols);
 }
 
 }  // namespace loom::backend::cuda::kernels

@@ -54,8 +54,8 @@ void disable_nvlink_multicast() {
   ::setenv("NCCL_NVLS_ENABLE", "0", 1);
 }
 
-NcclCommunicator::NcclCommunicator(ncclComm* comm, int rank, int size, int device)
-    : comm_(comm), rank_(rank), size_(size), device_(device) {}
+NcclCommunicator::NcclCommunicator(ncclComm* comm, int rank, int size, int device, CUstream_st* stream)
+    : comm_(comm), rank_(rank), size_(size), device_(device), stream_(stream) {}
 
 NcclCommunicator::~NcclCommunicator() {
   DeviceScope scope(device_);
@@ -77,7 +77,7 @@ void NcclCommunicator::all_reduce_sum(Tensor& x) {
   expect_rank_tensor(x, device_, "all_reduce_sum", "x");
   std::lock_guard lock(mutex_);
   if (aborted_) fail(ErrorKind::kInternal, "[nccl] rank {}: all_reduce_sum after abort", rank_);
-  LOOM_NCCL(ncclAllReduce(x.data(), x.data(), static_cast<size_t>(x.elements()), ncclFloat, ncclSum, comm_, nullptr),
+  LOOM_NCCL(ncclAllReduce(x.data(), x.data(), static_cast<size_t>(x.elements()), ncclFloat, ncclSum, comm_, stream_),
             comm_);
 }
 
@@ -103,13 +103,13 @@ void NcclCommunicator::all_gather_columns(const Tensor& x, Tensor& out) {
     scratch_bytes_ = bytes;
   }
   auto* scratch = static_cast<float*>(scratch_);
-  LOOM_NCCL(ncclAllGather(x.data(), scratch, part, ncclFloat, comm_, nullptr), comm_);
+  LOOM_NCCL(ncclAllGather(x.data(), scratch, part, ncclFloat, comm_, stream_), comm_);
   // scratch [size, rows, cols] → out [rows, size·cols]: rank r's block lands in columns [r·cols, (r+1)·cols).
   auto* dst = static_cast<float*>(out.data());
   for (int r = 0; r < size_; ++r) {
     LOOM_CUDA(cudaMemcpy2DAsync(dst + static_cast<size_t>(r) * cols, static_cast<size_t>(size_) * cols * sizeof(float),
                                 scratch + static_cast<size_t>(r) * part, cols * sizeof(float), cols * sizeof(float),
-                                rows, cudaMemcpyDeviceToDevice, nullptr));
+                                rows, cudaMemcpyDeviceToDevice, stream_));
   }
 }
 
@@ -118,7 +118,7 @@ void NcclCommunicator::broadcast(Tensor& x, int root) {
   if (root < 0 || root >= size_) fail(ErrorKind::kInternal, "[broadcast] root {} of {} ranks", root, size_);
   std::lock_guard lock(mutex_);
   if (aborted_) fail(ErrorKind::kInternal, "[nccl] rank {}: broadcast after abort", rank_);
-  LOOM_NCCL(ncclBroadcast(x.data(), x.data(), static_cast<size_t>(x.elements()), ncclFloat, root, comm_, nullptr),
+  LOOM_NCCL(ncclBroadcast(x.data(), x.data(), static_cast<size_t>(x.elements()), ncclFloat, root, comm_, stream_),
             comm_);
 }
 
@@ -148,7 +148,8 @@ class NcclGroup final : public RankGroup {
     LOOM_NCCL(ncclGroupEnd(), nullptr);
     raws_ = comms;
     for (int r = 0; r < n; ++r) {
-      comms_.push_back(std::make_unique<NcclCommunicator>(comms[static_cast<size_t>(r)], r, n, devices[r]));
+      comms_.push_back(std::make_unique<NcclCommunicator>(comms[static_cast<size_t>(r)], r, n, devices[r],
+                                                          backends_[static_cast<size_t>(r)]->stream()));
     }
     warm_up();
     LOOM_CUDA(cudaSetDevice(devices.front()));
@@ -185,9 +186,15 @@ class NcclGroup final : public RankGroup {
       }
       LOOM_NCCL(ncclGroupEnd(), nullptr);
     };
-    each([&](size_t r, float* p) { LOOM_NCCL(ncclAllReduce(p, p, 1, ncclFloat, ncclSum, raw(r), nullptr), raw(r)); });
-    each([&](size_t r, float* p) { LOOM_NCCL(ncclAllGather(p + r, p, 1, ncclFloat, raw(r), nullptr), raw(r)); });
-    each([&](size_t r, float* p) { LOOM_NCCL(ncclBroadcast(p, p, 1, ncclFloat, 0, raw(r), nullptr), raw(r)); });
+    each([&](size_t r, float* p) {
+      LOOM_NCCL(ncclAllReduce(p, p, 1, ncclFloat, ncclSum, raw(r), backends_[r]->stream()), raw(r));
+    });
+    each([&](size_t r, float* p) {
+      LOOM_NCCL(ncclAllGather(p + r, p, 1, ncclFloat, raw(r), backends_[r]->stream()), raw(r));
+    });
+    each([&](size_t r, float* p) {
+      LOOM_NCCL(ncclBroadcast(p, p, 1, ncclFloat, 0, raw(r), backends_[r]->stream()), raw(r));
+    });
     for (size_t r = 0; r < n; ++r) {
       LOOM_CUDA(cudaSetDevice(devices_[r]));
       LOOM_CUDA(cudaDeviceSynchronize());

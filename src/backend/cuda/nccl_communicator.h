@@ -2,8 +2,8 @@
 // Tensor parallelism across the GPUs of one host: the Communicator contract over NCCL, and the group of ranks (one
 // CudaBackend and one NcclCommunicator per GPU) that model::TensorParallelModel drives from one thread per GPU.
 //
-// Collectives are issued on the legacy default stream of the rank's GPU, the stream every CUDA backend op runs on, so
-// they are ordered with the ops before and after them without any event. NVLink multicast (NVLS) is switched off
+// Collectives are issued on the stream of the rank's CudaBackend, the stream every op of that backend runs on, so they
+// are ordered with the ops before and after them without any event. NVLink multicast (NVLS) is switched off
 // (NCCL_NVLS_ENABLE=0, set by loom itself before NCCL starts).
 //
 // This header needs neither CUDA nor NCCL headers. It is available when LOOM_HAS_NCCL is defined (the CUDA backend
@@ -16,7 +16,8 @@
 #include "backend/communicator.h"
 #include "backend/rank_group.h"
 
-struct ncclComm;  // nccl.h: typedef struct ncclComm* ncclComm_t
+struct ncclComm;     // nccl.h: typedef struct ncclComm* ncclComm_t
+struct CUstream_st;  // cudaStream_t points to it
 
 namespace loom::backend::cuda {
 
@@ -26,8 +27,8 @@ void disable_nvlink_multicast();
 
 class NcclCommunicator final : public Communicator {
  public:
-  // Owns `comm`: rank `rank` of `size`, on GPU `device`.
-  NcclCommunicator(ncclComm* comm, int rank, int size, int device);
+  // Owns `comm`: rank `rank` of `size`, on GPU `device`, issuing on `stream` (the rank backend's).
+  NcclCommunicator(ncclComm* comm, int rank, int size, int device, CUstream_st* stream);
   ~NcclCommunicator() override;
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
@@ -51,6 +52,7 @@ class NcclCommunicator final : public Communicator {
   int rank_;
   int size_;
   int device_;
+  CUstream_st* stream_;
   std::mutex mutex_;  // an enqueue and abort() never overlap
   bool aborted_ = false;
   void* scratch_ = nullptr;  // [size, rows, cols] of all_gather_columns, grown as needed

@@ -1,4 +1,5 @@
 // Argument checks and launches of the row, elementwise, RoPE, sampling and vision ops (kernels in ops_kernels.cu).
+#include <algorithm>
 #include <vector>
 
 #include "backend/cuda/common.h"
@@ -16,20 +17,21 @@ void check_unary(const Tensor& x, const Tensor& out, std::string_view op) {
   expect_same_shape(x, out, op, "out");
 }
 
-void run_unary(Unary op, int act, float p, float q, const Tensor& x, Tensor& out, std::string_view name) {
+void run_unary(kernels::Stream stream, Unary op, int act, float p, float q, const Tensor& x, Tensor& out,
+               std::string_view name) {
   check_unary(x, out, name);
-  kernels::unary(op, act, p, q, x.data_as<float>(), x.elements(), out.data_as<float>());
+  kernels::unary(stream, op, act, p, q, x.data_as<float>(), x.elements(), out.data_as<float>());
   check_launch(name);
 }
 
-void run_binary(Binary op, int act, const Tensor& a, const Tensor& b, Tensor& out, std::string_view name,
-                std::string_view a_name, std::string_view b_name) {
+void run_binary(kernels::Stream stream, Binary op, int act, const Tensor& a, const Tensor& b, Tensor& out,
+                std::string_view name, std::string_view a_name, std::string_view b_name) {
   expect_f32(a, name, a_name);
   expect_f32(b, name, b_name);
   expect_f32(out, name, "out");
   expect_same_shape(a, b, name, b_name);
   expect_same_shape(a, out, name, "out");
-  kernels::binary(op, act, a.data_as<float>(), b.data_as<float>(), a.elements(), out.data_as<float>());
+  kernels::binary(stream, op, act, a.data_as<float>(), b.data_as<float>(), a.elements(), out.data_as<float>());
   check_launch(name);
 }
 
@@ -38,6 +40,43 @@ int64_t rows_of(const Tensor& x, std::string_view op) {
   const int64_t n = last_dim(x);
   if (n <= 0) fail(ErrorKind::kInternal, "[{}] rows of x must not be empty", op);
   return x.elements() / n;
+}
+
+// The table's constant arrays on the device, uploaded on first use (before any step is recorded, since the first step
+// of each shape runs eagerly).
+const DeviceRopeTable& rope_table(const RopeTable& table, CudaBackend::State& state) {
+  MetaUpload bytes;
+  const size_t first = bytes.add(std::span<const int32_t>(table.first));
+  const size_t second = bytes.add(std::span<const int32_t>(table.second));
+  const size_t inv_freq = bytes.add(std::span<const float>(table.inv_freq));
+  const size_t axis = bytes.add(std::span<const uint8_t>(table.axis));
+  std::unique_ptr<DeviceRopeTable>& cached = state.rope_tables[&table];
+  if (cached && std::ranges::equal(cached->host, bytes.bytes())) return *cached;
+  if (state.capturing) fail(ErrorKind::kInternal, "[rope] a new table cannot be uploaded while a step is recorded");
+  cached = std::make_unique<DeviceRopeTable>();
+  cached->host.assign(bytes.bytes().begin(), bytes.bytes().end());
+  cached->first = first;
+  cached->second = second;
+  cached->inv_freq = inv_freq;
+  cached->axis = axis;
+  void* device = cached->device.reserve(cached->host.size());
+  LOOM_CUDA(cudaMemcpyAsync(device, cached->host.data(), cached->host.size(), cudaMemcpyHostToDevice, state.stream));
+  LOOM_CUDA(cudaStreamSynchronize(state.stream));  // the host bytes may move; the copy must be done with them
+  return *cached;
+}
+
+// Positions on the device: a view of the bound step's positions reads its upload, anything else is uploaded now.
+const int32_t* device_positions(std::span<const int32_t> positions, CudaBackend::State& state) {
+  if (state.step.batch != nullptr) {
+    const std::vector<int32_t>& bound = state.step.batch->positions;
+    const int32_t* begin = bound.data();
+    if (positions.data() >= begin && positions.data() + positions.size() <= begin + bound.size()) {
+      return state.step.positions + (positions.data() - begin);
+    }
+  }
+  MetaUpload meta;
+  const size_t offset = meta.add(positions);
+  return at<int32_t>(meta.commit(state.meta), offset);
 }
 
 }  // namespace
@@ -56,7 +95,8 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor* weight, const RmsNormS
   }
   if (dim == 0) return;
   const int mode = spec.weight == NormWeight::kNone ? 0 : spec.weight == NormWeight::kScale ? 1 : 2;
-  kernels::rms_norm(x.data_as<float>(), w, mode, spec.eps, x.elements() / dim, dim, out.data_as<float>());
+  kernels::rms_norm(state_->stream, x.data_as<float>(), w, mode, spec.eps, x.elements() / dim, dim,
+                    out.data_as<float>());
   check_launch("rms_norm");
 }
 
@@ -70,38 +110,38 @@ void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor
   expect_shape(weight, {dim}, "layer_norm", "weight");
   expect_shape(bias, {dim}, "layer_norm", "bias");
   if (dim == 0) return;
-  kernels::layer_norm(x.data_as<float>(), weight.data_as<float>(), bias.data_as<float>(), eps, x.elements() / dim, dim,
-                      out.data_as<float>());
+  kernels::layer_norm(state_->stream, x.data_as<float>(), weight.data_as<float>(), bias.data_as<float>(), eps,
+                      x.elements() / dim, dim, out.data_as<float>());
   check_launch("layer_norm");
 }
 
 void CudaBackend::activation(Activation act, const Tensor& x, Tensor& out) {
-  run_unary(Unary::kActivation, static_cast<int>(act), 0, 0, x, out, "activation");
+  run_unary(state_->stream, Unary::kActivation, static_cast<int>(act), 0, 0, x, out, "activation");
 }
 
 void CudaBackend::gated_activation(Activation act, const Tensor& gate, const Tensor& up, Tensor& out) {
-  run_binary(Binary::kGated, static_cast<int>(act), gate, up, out, "gated_activation", "gate", "up");
+  run_binary(state_->stream, Binary::kGated, static_cast<int>(act), gate, up, out, "gated_activation", "gate", "up");
 }
 
 void CudaBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
-  run_binary(Binary::kAdd, 0, a, b, out, "add", "a", "b");
+  run_binary(state_->stream, Binary::kAdd, 0, a, b, out, "add", "a", "b");
 }
 
 void CudaBackend::mul(const Tensor& a, const Tensor& b, Tensor& out) {
-  run_binary(Binary::kMul, 0, a, b, out, "mul", "a", "b");
+  run_binary(state_->stream, Binary::kMul, 0, a, b, out, "mul", "a", "b");
 }
 
 void CudaBackend::scale(const Tensor& x, float factor, Tensor& out) {
-  run_unary(Unary::kScale, 0, factor, 0, x, out, "scale");
+  run_unary(state_->stream, Unary::kScale, 0, factor, 0, x, out, "scale");
 }
 
 void CudaBackend::softcap(const Tensor& x, float cap, Tensor& out) {
   if (!(cap > 0)) fail(ErrorKind::kInternal, "[softcap] cap must be positive, got {}", cap);
-  run_unary(Unary::kSoftcap, 0, cap, 1.0f / cap, x, out, "softcap");
+  run_unary(state_->stream, Unary::kSoftcap, 0, cap, 1.0f / cap, x, out, "softcap");
 }
 
 void CudaBackend::clamp(const Tensor& x, float lo, float hi, Tensor& out) {
-  run_unary(Unary::kClamp, 0, lo, hi, x, out, "clamp");
+  run_unary(state_->stream, Unary::kClamp, 0, lo, hi, x, out, "clamp");
 }
 
 void CudaBackend::rope(Tensor& x, const RopeTable& table, std::span<const int32_t> positions) {
@@ -116,15 +156,12 @@ void CudaBackend::rope(Tensor& x, const RopeTable& table, std::span<const int32_
   }
   const int pairs = table.pairs();
   if (tokens * heads * pairs == 0) return;
-  MetaUpload meta;
-  const size_t first = meta.add(std::span<const int32_t>(table.first));
-  const size_t second = meta.add(std::span<const int32_t>(table.second));
-  const size_t inv_freq = meta.add(std::span<const float>(table.inv_freq));
-  const size_t axis = meta.add(std::span<const uint8_t>(table.axis));
-  const size_t pos = meta.add(positions);
-  const uint8_t* base = meta.commit(state_->meta);
-  kernels::rope(x.data_as<float>(), at<int32_t>(base, first), at<int32_t>(base, second), at<float>(base, inv_freq),
-                at<uint8_t>(base, axis), at<int32_t>(base, pos), tokens, heads, pairs, table.head_dim);
+  const DeviceRopeTable& device_table = rope_table(table, *state_);
+  const auto* base = static_cast<const uint8_t*>(device_table.device.data());
+  kernels::rope(state_->stream, x.data_as<float>(), at<int32_t>(base, device_table.first),
+                at<int32_t>(base, device_table.second), at<float>(base, device_table.inv_freq),
+                at<uint8_t>(base, device_table.axis), device_positions(positions, *state_), tokens, heads, pairs,
+                table.head_dim);
   check_launch("rope");
 }
 
@@ -134,7 +171,7 @@ void CudaBackend::softmax(const Tensor& x, Tensor& out) {
   expect_same_shape(x, out, "softmax", "out");
   if (rows == 0) return;
   const int64_t n = last_dim(x);
-  kernels::softmax(x.data_as<float>(), rows, n, out.data_as<float>());
+  kernels::softmax(state_->stream, x.data_as<float>(), rows, n, out.data_as<float>());
   check_launch("softmax");
 }
 
@@ -159,10 +196,13 @@ void CudaBackend::top_k(const Tensor& x, int k, std::span<int32_t> indices, std:
   auto* device = static_cast<uint8_t*>(state_->result.reserve(count * (sizeof(int32_t) + sizeof(float))));
   auto* device_indices = reinterpret_cast<int32_t*>(device);
   auto* device_values = reinterpret_cast<float*>(device + count * sizeof(int32_t));
-  kernels::top_k(x.data_as<float>(), rows, n, k, device_indices, device_values);
+  kernels::top_k(state_->stream, x.data_as<float>(), rows, n, k, device_indices, device_values);
   check_launch("top_k");
-  LOOM_CUDA(cudaMemcpy(indices.data(), device_indices, count * sizeof(int32_t), cudaMemcpyDeviceToHost));
-  LOOM_CUDA(cudaMemcpy(values.data(), device_values, count * sizeof(float), cudaMemcpyDeviceToHost));
+  LOOM_CUDA(
+      cudaMemcpyAsync(indices.data(), device_indices, count * sizeof(int32_t), cudaMemcpyDeviceToHost, state_->stream));
+  LOOM_CUDA(
+      cudaMemcpyAsync(values.data(), device_values, count * sizeof(float), cudaMemcpyDeviceToHost, state_->stream));
+  LOOM_CUDA(cudaStreamSynchronize(state_->stream));
 }
 
 void CudaBackend::avg_pool_2d(const Tensor& x, int64_t grid_h, int64_t grid_w, int kernel, Tensor& out) {
@@ -181,7 +221,8 @@ void CudaBackend::avg_pool_2d(const Tensor& x, int64_t grid_h, int64_t grid_w, i
   expect_shape(out, {out_h * out_w, channels}, "avg_pool_2d", "out");
   const int64_t cells = out_h * out_w;
   if (cells * channels == 0) return;
-  kernels::avg_pool_2d(x.data_as<float>(), grid_w, kernel, out_w, channels, cells, out.data_as<float>());
+  kernels::avg_pool_2d(state_->stream, x.data_as<float>(), grid_w, kernel, out_w, channels, cells,
+                       out.data_as<float>());
   check_launch("avg_pool_2d");
 }
 
@@ -195,7 +236,8 @@ void CudaBackend::extract_patches(const Tensor& image, int patch, Tensor& out) {
   const int64_t channels = image.dim(0), height = image.dim(1), width = image.dim(2);
   const int64_t patch_elems = channels * patch * patch;
   expect_shape(out, {(height / patch) * (width / patch), patch_elems}, "extract_patches", "out");
-  kernels::extract_patches(image.data_as<float>(), channels, height, width, patch, out.data_as<float>());
+  kernels::extract_patches(state_->stream, image.data_as<float>(), channels, height, width, patch,
+                           out.data_as<float>());
   check_launch("extract_patches");
 }
 

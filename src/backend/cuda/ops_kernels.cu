@@ -230,53 +230,57 @@ __global__ void extract_patches_kernel(const float* image, int64_t channels, int
 
 }  // namespace
 
-void rms_norm(const float* x, const float* w, int mode, float eps, int64_t rows, int64_t dim, float* out) {
+void rms_norm(Stream stream, const float* x, const float* w, int mode, float eps, int64_t rows, int64_t dim,
+              float* out) {
   if (rows * dim == 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(rows), threads_for(dim)>>>(x, w, mode, eps, dim, out);
+  rms_norm_kernel<<<static_cast<unsigned>(rows), threads_for(dim), 0, stream>>>(x, w, mode, eps, dim, out);
 }
 
-void layer_norm(const float* x, const float* w, const float* b, float eps, int64_t rows, int64_t dim, float* out) {
+void layer_norm(Stream stream, const float* x, const float* w, const float* b, float eps, int64_t rows, int64_t dim,
+                float* out) {
   if (rows * dim == 0) return;
-  layer_norm_kernel<<<static_cast<unsigned>(rows), threads_for(dim)>>>(x, w, b, eps, dim, out);
+  layer_norm_kernel<<<static_cast<unsigned>(rows), threads_for(dim), 0, stream>>>(x, w, b, eps, dim, out);
 }
 
-void unary(Unary op, int act, float p, float q, const float* x, int64_t n, float* out) {
+void unary(Stream stream, Unary op, int act, float p, float q, const float* x, int64_t n, float* out) {
   if (n == 0) return;
-  unary_kernel<<<grid_for(n), kThreads>>>(op, act, p, q, x, n, out);
+  unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, act, p, q, x, n, out);
 }
 
-void binary(Binary op, int act, const float* a, const float* b, int64_t n, float* out) {
+void binary(Stream stream, Binary op, int act, const float* a, const float* b, int64_t n, float* out) {
   if (n == 0) return;
-  binary_kernel<<<grid_for(n), kThreads>>>(op, act, a, b, n, out);
+  binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, act, a, b, n, out);
 }
 
-void rope(float* x, const int32_t* first, const int32_t* second, const float* inv_freq, const uint8_t* axis,
-          const int32_t* positions, int64_t tokens, int64_t heads, int pairs, int64_t d) {
+void rope(Stream stream, float* x, const int32_t* first, const int32_t* second, const float* inv_freq,
+          const uint8_t* axis, const int32_t* positions, int64_t tokens, int64_t heads, int pairs, int64_t d) {
   const int64_t items = tokens * heads * pairs;
   if (items == 0) return;
-  rope_kernel<<<grid_for(items), kThreads>>>(x, first, second, inv_freq, axis, positions, tokens, heads, pairs, d);
+  rope_kernel<<<grid_for(items), kThreads, 0, stream>>>(x, first, second, inv_freq, axis, positions, tokens, heads,
+                                                        pairs, d);
 }
 
-void softmax(const float* x, int64_t rows, int64_t n, float* out) {
+void softmax(Stream stream, const float* x, int64_t rows, int64_t n, float* out) {
   if (rows * n == 0) return;
-  softmax_kernel<<<static_cast<unsigned>(rows), threads_for(n)>>>(x, n, out);
+  softmax_kernel<<<static_cast<unsigned>(rows), threads_for(n), 0, stream>>>(x, n, out);
 }
 
-void top_k(const float* x, int64_t rows, int64_t n, int k, int32_t* indices, float* values) {
+void top_k(Stream stream, const float* x, int64_t rows, int64_t n, int k, int32_t* indices, float* values) {
   if (rows * n == 0) return;
-  top_k_kernel<<<static_cast<unsigned>(rows), threads_for(n)>>>(x, n, k, indices, values);
+  top_k_kernel<<<static_cast<unsigned>(rows), threads_for(n), 0, stream>>>(x, n, k, indices, values);
 }
 
-void avg_pool_2d(const float* x, int64_t grid_w, int kernel, int64_t out_w, int64_t channels, int64_t cells,
-                 float* out) {
+void avg_pool_2d(Stream stream, const float* x, int64_t grid_w, int kernel, int64_t out_w, int64_t channels,
+                 int64_t cells, float* out) {
   if (cells * channels == 0) return;
-  avg_pool_kernel<<<grid_for(cells * channels), kThreads>>>(x, grid_w, kernel, out_w, channels, cells, out);
+  avg_pool_kernel<<<grid_for(cells * channels), kThreads, 0, stream>>>(x, grid_w, kernel, out_w, channels, cells, out);
 }
 
-void extract_patches(const float* image, int64_t channels, int64_t height, int64_t width, int patch, float* out) {
+void extract_patches(Stream stream, const float* image, int64_t channels, int64_t height, int64_t width, int patch,
+                     float* out) {
   const int64_t total = channels * height * width;
   if (total == 0) return;
-  extract_patches_kernel<<<grid_for(total), kThreads>>>(image, channels, height, width, patch, total, out);
+  extract_patches_kernel<<<grid_for(total), kThreads, 0, stream>>>(image, channels, height, width, patch, total, out);
 }
 
 }  // namespace loom::backend::cuda::kernels

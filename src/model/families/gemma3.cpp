@@ -1,5 +1,6 @@
 #include "model/families/gemma3.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -187,13 +188,20 @@ Tensor Gemma3Model::forward(const StepInputs& step, KvCache& cache) {
   if (batch.position_axes != 1) fail(ErrorKind::kInternal, "[gemma3] expects one position axis");
   check_cache_layout(cache, info_, "gemma3");
   const TextConfig& c = config_.text;
-  const int64_t tokens = batch.tokens();
 
   // An image token id beyond the vocabulary is looked up as id 0; its row is replaced by the image anyway.
   ids_.assign(batch.token_ids.begin(), batch.token_ids.end());
   if (config_.image_token_id >= c.vocab_size) {
     for (int32_t& id : ids_) id = id == config_.image_token_id ? 0 : id;
   }
+  const bool recordable = !sharding_.active() && std::ranges::equal(ids_, batch.token_ids);
+  return runner_.run(backend_, step, cache, recordable, [&] { return forward_logits(step, cache); });
+}
+
+Tensor Gemma3Model::forward_logits(const StepInputs& step, KvCache& cache) {
+  const Batch& batch = *step.batch;
+  const TextConfig& c = config_.text;
+  const int64_t tokens = batch.tokens();
   Tensor x = scratch_.get(Slot::kResidual, {tokens, c.hidden_size});
   embed_tokens(backend_, sharding_, text_.embed, c.vocab_size, ids_, embed_scale_, x);
   scatter_images(step, x);
@@ -229,7 +237,7 @@ Tensor Gemma3Model::forward(const StepInputs& step, KvCache& cache) {
   }
   Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
   backend_.rms_norm(rows, &text_.final_norm, norm, final_rows);
-  return lm_head_logits(backend_, sharding_, text_.lm_head, c.vocab_size, final_rows, c.final_logit_softcap);
+  return lm_head_logits(backend_, sharding_, text_.lm_head, c.vocab_size, final_rows, c.final_logit_softcap, scratch_);
 }
 
 }  // namespace loom::model

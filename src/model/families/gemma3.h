@@ -18,6 +18,7 @@
 #include "model/layers.h"
 #include "model/model.h"
 #include "model/sharding.h"
+#include "model/step_runner.h"
 #include "weights/snapshot.h"
 
 namespace loom::model {
@@ -57,6 +58,7 @@ class Gemma3Model final : public Model {
   backend::Backend* backend() override { return &backend_; }
   Tensor encode_image(const ImagePixels& image) override;
   Tensor forward(const StepInputs& step, backend::KvCache& cache) override;
+  StepCounts step_counts() const override { return runner_.counts(); }
 
   const Gemma3Config& config() const { return config_; }
 
@@ -77,7 +79,11 @@ class Gemma3Model final : public Model {
   Gemma3ProjectorWeights projector_;
   Scratch scratch_{&backend_};
   Scratch vision_scratch_{&backend_};
+  // The step's ops after the ids are prepared (StepRunner runs it, maybe recording it); logits left where
+  // lm_head_logits leaves them.
+  Tensor forward_logits(const StepInputs& step, backend::KvCache& cache);
   std::vector<int32_t> ids_;
+  StepRunner runner_;
 };
 
 }  // namespace loom::model

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -291,8 +292,6 @@ Tensor Gemma4Model::forward(const StepInputs& step, KvCache& cache) {
   if (batch.position_axes != 1) fail(ErrorKind::kInternal, "[gemma4] expects one position axis");
   check_cache_layout(cache, info_, "gemma4");
   const Gemma4TextConfig& c = config_.text;
-  const TextConfig& t = c.base;
-  const int64_t tokens = batch.tokens();
 
   // The multimodal model looks image, video and audio placeholders up as the pad id (for both tables); their rows of
   // the main embedding are then replaced by the features.
@@ -304,6 +303,15 @@ Tensor Gemma4Model::forward(const StepInputs& step, KvCache& cache) {
       }
     }
   }
+  const bool recordable = !sharding_.active() && std::ranges::equal(ids_, batch.token_ids);
+  return runner_.run(backend_, step, cache, recordable, [&] { return forward_logits(step, cache); });
+}
+
+Tensor Gemma4Model::forward_logits(const StepInputs& step, KvCache& cache) {
+  const Batch& batch = *step.batch;
+  const Gemma4TextConfig& c = config_.text;
+  const TextConfig& t = c.base;
+  const int64_t tokens = batch.tokens();
   Tensor x = scratch_.get(Slot::kResidual, {tokens, t.hidden_size});
   embed_tokens(backend_, sharding_, text_.embed, t.vocab_size, ids_, embed_scale_, x);
   scatter_images(step, x);
@@ -324,7 +332,7 @@ Tensor Gemma4Model::forward(const StepInputs& step, KvCache& cache) {
   }
   Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
   backend_.rms_norm(rows, &text_.final_norm, {.eps = t.rms_norm_eps, .weight = t.norm_weight}, final_rows);
-  return lm_head_logits(backend_, sharding_, text_.lm_head, t.vocab_size, final_rows, t.final_logit_softcap);
+  return lm_head_logits(backend_, sharding_, text_.lm_head, t.vocab_size, final_rows, t.final_logit_softcap, scratch_);
 }
 
 }  // namespace loom::model

@@ -24,6 +24,7 @@
 #include "model/layers.h"
 #include "model/model.h"
 #include "model/sharding.h"
+#include "model/step_runner.h"
 #include "weights/snapshot.h"
 
 namespace loom::model {
@@ -62,6 +63,7 @@ class Gemma4Model final : public Model {
   backend::Backend* backend() override { return &backend_; }
   Tensor encode_image(const ImagePixels& image) override;
   Tensor forward(const StepInputs& step, backend::KvCache& cache) override;
+  StepCounts step_counts() const override { return runner_.counts(); }
 
   const Gemma4Config& config() const { return config_; }
   const std::vector<Gemma4LayerPlan>& layer_plans() const { return plans_; }
@@ -89,7 +91,11 @@ class Gemma4Model final : public Model {
   std::vector<AttentionParams> attention_;  // per layer
   std::unique_ptr<Gemma4ImageEncoder> vision_;
   Scratch scratch_{&backend_};
+  // The step's ops after the ids are prepared (StepRunner runs it, maybe recording it); logits left where
+  // lm_head_logits leaves them.
+  Tensor forward_logits(const StepInputs& step, backend::KvCache& cache);
   std::vector<int32_t> ids_;
+  StepRunner runner_;
 };
 
 }  // namespace loom::model

@@ -1,5 +1,7 @@
 #include "model/families/qwen3vl.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "model/families/qwen3vl_vision.h"
 #include "model/row_ops.h"
@@ -206,13 +208,20 @@ Tensor Qwen3VLModel::forward(const StepInputs& step, KvCache& cache) {
   }
   check_cache_layout(cache, info_, "qwen3vl");
   const TextConfig& c = config_.text;
-  const int64_t tokens = batch.tokens();
 
   // An image token id beyond the vocabulary is looked up as id 0; its row is replaced by the image anyway.
   ids_.assign(batch.token_ids.begin(), batch.token_ids.end());
   if (config_.vision && config_.image_token_id >= c.vocab_size) {
     for (int32_t& id : ids_) id = id == config_.image_token_id ? 0 : id;
   }
+  const bool recordable = !sharding_.active() && std::ranges::equal(ids_, batch.token_ids);
+  return runner_.run(backend_, step, cache, recordable, [&] { return forward_logits(step, cache); });
+}
+
+Tensor Qwen3VLModel::forward_logits(const StepInputs& step, KvCache& cache) {
+  const Batch& batch = *step.batch;
+  const TextConfig& c = config_.text;
+  const int64_t tokens = batch.tokens();
   Tensor x = scratch_.get(Slot::kResidual, {tokens, c.hidden_size});
   embed_tokens(backend_, sharding_, text_.embed, c.vocab_size, ids_, 1.0f, x);
   scatter_images(step, x);
@@ -248,7 +257,7 @@ Tensor Qwen3VLModel::forward(const StepInputs& step, KvCache& cache) {
   }
   Tensor final_rows = scratch_.get(Slot::kNormed, rows.shape());
   backend_.rms_norm(rows, &text_.final_norm, norm, final_rows);
-  return lm_head_logits(backend_, sharding_, text_.lm_head, c.vocab_size, final_rows, 0.0f);
+  return lm_head_logits(backend_, sharding_, text_.lm_head, c.vocab_size, final_rows, 0.0f, scratch_);
 }
 
 }  // namespace loom::model

@@ -25,6 +25,7 @@
 #include "model/layers.h"
 #include "model/model.h"
 #include "model/sharding.h"
+#include "model/step_runner.h"
 #include "weights/snapshot.h"
 
 namespace loom::model {
@@ -55,6 +56,7 @@ class Qwen3VLModel final : public Model {
   backend::Backend* backend() override { return &backend_; }
   Tensor encode_image(const ImagePixels& image) override;
   Tensor forward(const StepInputs& step, backend::KvCache& cache) override;
+  StepCounts step_counts() const override { return runner_.counts(); }
 
   const Qwen3VLConfig& config() const { return config_; }
 
@@ -76,7 +78,11 @@ class Qwen3VLModel final : public Model {
   // The vision tower (VL models, when it is built in): pixels → [soft_tokens, hidden · (1 + deepstack)].
   std::function<Tensor(const ImagePixels&)> encode_;
   Scratch scratch_{&backend_};
+  // The step's ops after the ids are prepared (StepRunner runs it, maybe recording it); logits left where
+  // lm_head_logits leaves them.
+  Tensor forward_logits(const StepInputs& step, backend::KvCache& cache);
   std::vector<int32_t> ids_;
+  StepRunner runner_;
 };
 
 }  // namespace loom::model
