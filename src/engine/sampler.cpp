@@ -120,15 +120,22 @@ std::vector<int32_t> kept_tokens(std::span<const float> logits, float top_p, flo
 
 int32_t draw(std::span<const float> logits, std::span<const int32_t> kept, double u) {
   if (kept.empty()) fail(ErrorKind::kInternal, "[sampler] nothing left to draw from");
-  double m = -std::numeric_limits<double>::infinity();
-  for (int32_t id : kept) m = std::max(m, static_cast<double>(logits[static_cast<size_t>(id)]));
+  float m = -std::numeric_limits<float>::infinity();
+  for (int32_t id : kept) m = std::max(m, logits[static_cast<size_t>(id)]);
+  // One exponential per kept token, in float (an unfiltered draw covers the whole vocabulary, 262k entries for Gemma,
+  // every token: two passes of double exponentials cost milliseconds), summed in double.
+  thread_local std::vector<float> weights;
+  weights.resize(kept.size());
   double total = 0.0;
-  for (int32_t id : kept) total += std::exp(static_cast<double>(logits[static_cast<size_t>(id)]) - m);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    weights[i] = std::exp(logits[static_cast<size_t>(kept[i])] - m);
+    total += weights[i];
+  }
   const double target = u * total;
   double cumulative = 0.0;
-  for (int32_t id : kept) {
-    cumulative += std::exp(static_cast<double>(logits[static_cast<size_t>(id)]) - m);
-    if (cumulative > target) return id;
+  for (size_t i = 0; i < kept.size(); ++i) {
+    cumulative += weights[i];
+    if (cumulative > target) return kept[i];
   }
   return kept.back();
 }
