@@ -170,33 +170,42 @@ TEST(QuantMatmul, MatchesDequantizedProductForEveryFormatShapeAndIsa) {
   }
 }
 
-// The kernels called directly: a row range that does not start at 0, an output stride wider than the range, and more
-// activation rows than one register block.
+// The kernels called directly: a row range that does not start at 0, an output stride wider than the range, more
+// activation rows than one register block, and ranges longer than the block of rows whose scales a kernel converts
+// at once (32 rows), ending inside a block.
 TEST(QuantMatmul, GemvCoversRowRangesStridesAndManyActivationRows) {
+  struct Case {
+    int64_t rows, r0, r1, n;
+  };
   std::mt19937 rng(22);
   for (cpu::Isa isa : cpu::supported_isas()) {
     IsaScope scope(isa);
     for (const Format& f : all_formats()) {
-      const int64_t rows = 11, cols = 2 * std::max(f.spec.group_size, 32), n = 7, r0 = 3, r1 = 10, ldo = 9;
-      const Weight w = random_quantized(rng, f, rows, cols);
-      const cpu::FormatKernels& kernels = cpu::format_kernels(w, "test");
-      const auto x = random_floats(rng, static_cast<size_t>(n * cols));
-      std::vector<float> out(static_cast<size_t>(n * ldo), -7.0f);
-      kernels.gemv(w, x.data(), n, r0, r1, out.data(), ldo);
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t r = r1 - r0; r < ldo; ++r) {
-          ASSERT_EQ(out[static_cast<size_t>(i * ldo + r)], -7.0f) << "wrote past the range";
-        }
-      }
-      const std::vector<float> deq = dequantized(w);
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t r = r0; r < r1; ++r) {
-          double exact = 0;
-          for (int64_t c = 0; c < cols; ++c) {
-            exact += static_cast<double>(x[static_cast<size_t>(i * cols + c)]) * deq[static_cast<size_t>(r * cols + c)];
+      for (const Case& c : {Case{11, 3, 10, 7}, Case{75, 3, 70, 1}, Case{75, 1, 74, 2}}) {
+        const int64_t rows = c.rows, cols = 2 * std::max(f.spec.group_size, 32), n = c.n, r0 = c.r0, r1 = c.r1,
+                      ldo = r1 - r0 + 2;
+        const Weight w = random_quantized(rng, f, rows, cols);
+        const cpu::FormatKernels& kernels = cpu::format_kernels(w, "test");
+        const auto x = random_floats(rng, static_cast<size_t>(n * cols));
+        std::vector<float> out(static_cast<size_t>(n * ldo), -7.0f);
+        kernels.gemv(w, x.data(), n, r0, r1, out.data(), ldo);
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t r = r1 - r0; r < ldo; ++r) {
+            ASSERT_EQ(out[static_cast<size_t>(i * ldo + r)], -7.0f) << "wrote past the range";
           }
-          ASSERT_NEAR(out[static_cast<size_t>(i * ldo + r - r0)], exact, fused_bound(w, deq, x.data() + i * cols, r))
-              << isa_name(isa) << " " << f.name() << " at [" << i << ", " << r << "]";
+        }
+        const std::vector<float> deq = dequantized(w);
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t r = r0; r < r1; ++r) {
+            double exact = 0;
+            for (int64_t c = 0; c < cols; ++c) {
+              exact +=
+                  static_cast<double>(x[static_cast<size_t>(i * cols + c)]) * deq[static_cast<size_t>(r * cols + c)];
+            }
+            ASSERT_NEAR(out[static_cast<size_t>(i * ldo + r - r0)], exact, fused_bound(w, deq, x.data() + i * cols, r))
+                << isa_name(isa) << " " << f.name() << " at [" << i << ", " << r << "] of rows [" << r0 << ", " << r1
+                << ")";
+          }
         }
       }
     }

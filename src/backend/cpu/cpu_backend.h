@@ -54,7 +54,10 @@ class CpuBackend final : public Backend {
 
  private:
   // Runs body(begin, end) over [0, count) on the pool, in chunks of at least `grain` items.
-  void parallel(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& body);
+  template <typename Body>
+  void parallel(int64_t count, int64_t grain, Body&& body) {
+    pool_.parallel_for(count, body, grain < 1 ? 1 : grain);
+  }
 
   ThreadPool& pool_;
 };

@@ -26,10 +26,6 @@ constexpr int64_t kTileBytes = int64_t{2} << 20;
 
 }  // namespace
 
-void CpuBackend::parallel(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
-  pool_.parallel_for(count, body, std::max<int64_t>(1, grain));
-}
-
 void CpuBackend::embedding(const weights::Weight& table, std::span<const int32_t> ids, float scale, Tensor& out) {
   const FormatKernels& kernels = format_kernels(table, "embedding");
   expect_f32(out, "embedding", "out");

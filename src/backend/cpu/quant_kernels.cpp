@@ -52,23 +52,23 @@ const float* e4m3_values() {
   return e4m3_table().data();
 }
 
-void row_scales(const weights::Weight& w, int64_t r, float factor, const SimdKernels& simd, float* out) {
-  const int64_t m = group_count(w);
+void row_scales(const weights::Weight& w, int64_t r, float factor, const SimdKernels& simd, float* out, int64_t rows) {
+  const int64_t m = group_count(w) * rows;  // scales are stored [rows, groups]: a block of rows is contiguous
   if (w.quant.mode == weights::QuantMode::kAffine) {
-    read_floats(w.scales, r * m, m, simd, out);
+    read_floats(w.scales, r * group_count(w), m, simd, out);
     if (factor != 1.0f) {
       for (int64_t g = 0; g < m; ++g) out[g] *= factor;
     }
     return;
   }
   const float* table = w.quant.mode == weights::QuantMode::kNvfp4 ? e4m3_table().data() : e8m0_table().data();
-  const uint8_t* bytes = static_cast<const uint8_t*>(w.scales.data()) + r * m;
+  const uint8_t* bytes = static_cast<const uint8_t*>(w.scales.data()) + r * group_count(w);
   for (int64_t g = 0; g < m; ++g) out[g] = table[bytes[g]] * factor;
 }
 
-void row_biases(const weights::Weight& w, int64_t r, const SimdKernels& simd, float* out) {
+void row_biases(const weights::Weight& w, int64_t r, const SimdKernels& simd, float* out, int64_t rows) {
   const int64_t m = group_count(w);
-  read_floats(w.biases, r * m, m, simd, out);
+  read_floats(w.biases, r * m, m * rows, simd, out);
 }
 
 void group_sums(const float* x, int64_t n, int64_t cols, int group, float* sums) {

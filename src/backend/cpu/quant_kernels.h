@@ -47,11 +47,14 @@ inline const uint8_t* packed_row(const weights::Weight& w, int64_t r) {
   return static_cast<const uint8_t*>(w.values.data()) + r * (w.cols * w.quant.bits / 8);
 }
 
-// Row r's group scales as f32 (affine: the stored F32/F16/BF16 value; mx: 2^(s−127); nvfp4: E4M3(s)), each times
-// `factor`, which must be a power of two so that the product stays exact.
-void row_scales(const weights::Weight& w, int64_t r, float factor, const SimdKernels& simd, float* out);
-// Row r's affine biases as f32.
-void row_biases(const weights::Weight& w, int64_t r, const SimdKernels& simd, float* out);
+// The group scales of rows [r, r + rows) as f32, row after row (affine: the stored F32/F16/BF16 value; mx:
+// 2^(s−127); nvfp4: E4M3(s)), each times `factor`, which must be a power of two so that the product stays exact.
+// Several rows at once: one conversion call for a block of rows instead of one per row (per-row calls cost as much
+// as a short row's GEMV work at batch 1).
+void row_scales(const weights::Weight& w, int64_t r, float factor, const SimdKernels& simd, float* out,
+                int64_t rows = 1);
+// The affine biases of rows [r, r + rows) as f32.
+void row_biases(const weights::Weight& w, int64_t r, const SimdKernels& simd, float* out, int64_t rows = 1);
 
 // sums[i·m + g] = Σ of x[i, g·group … (g+1)·group), summed in order.
 void group_sums(const float* x, int64_t n, int64_t cols, int group, float* sums);

@@ -30,13 +30,27 @@ float final_factor(const Weight& w) {
   return w.quant.mode == QuantMode::kMxfp4 || w.quant.mode == QuantMode::kNvfp4 ? w.output_scale : 1.0f;
 }
 
+// Weight rows whose scales (and biases) are converted in one call: the per-row conversion calls cost about as much
+// as a short row's dot product at batch 1. 32 rows of the widest layers' scales stay well inside L1.
+constexpr int64_t kScaleRows = 32;
+
+// Σ a[g]·b[g] over a row's few groups, inline (the bias term of an affine row).
+LOOM_AVX2 inline float short_dot(const float* a, const float* b, int64_t m) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t g = 0;
+  for (; g + 8 <= m; g += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + g), _mm256_loadu_ps(b + g), acc);
+  float sum = hsum(acc);
+  for (; g < m; ++g) sum += a[g] * b[g];
+  return sum;
+}
+
 // What one GEMV call shares between its blocks of activation rows.
 struct GemvArgs {
   const Weight* w;
   const float* xs;    // activations [n, cols], permuted for the E2M1 decoder
   const float* sums;  // affine: group sums [n, m]
-  float* scales;      // [m] scratch
-  float* biases;      // [m] scratch
+  float* scales;      // [kScaleRows, m] scratch
+  float* biases;      // [kScaleRows, m] scratch
   float post;         // the final factor
 };
 
@@ -52,8 +66,13 @@ LOOM_AVX2 void group_rows(const GemvArgs& a, int64_t i0, int64_t r0, int64_t r1,
   const int64_t cols = w.cols, m = group_count(w), chunks = w.quant.group_size / 32;
   const float* xs = a.xs + i0 * cols;
   for (int64_t r = r0; r < r1; ++r) {
-    row_scales(w, r, 1.0f, simd, a.scales);
-    if constexpr (kBias) row_biases(w, r, simd, a.biases);
+    const int64_t in_block = (r - r0) % kScaleRows;
+    if (in_block == 0) {
+      const int64_t rows = std::min(kScaleRows, r1 - r);
+      row_scales(w, r, 1.0f, simd, a.scales, rows);
+      if constexpr (kBias) row_biases(w, r, simd, a.biases, rows);
+    }
+    const float* scales = a.scales + in_block * m;
     const uint8_t* p = packed_row(w, r);
     const float* xg = xs;
     __m256 acc[N][2];
@@ -62,7 +81,7 @@ LOOM_AVX2 void group_rows(const GemvArgs& a, int64_t i0, int64_t r0, int64_t r1,
       for (int64_t g = 0; g < m; ++g, p += Dec::kBytes, xg += 32) {
         __m256 q[4];
         Dec::chunk(p, q);
-        const __m256 s = _mm256_set1_ps(a.scales[g]);
+        const __m256 s = _mm256_set1_ps(scales[g]);
         for (int i = 0; i < N; ++i) {
           const float* x = xg + i * cols;
           const __m256 t0 = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), _mm256_mul_ps(q[0], _mm256_loadu_ps(x)));
@@ -86,7 +105,7 @@ LOOM_AVX2 void group_rows(const GemvArgs& a, int64_t i0, int64_t r0, int64_t r1,
             }
           }
         }
-        const __m256 s = _mm256_set1_ps(a.scales[g]);
+        const __m256 s = _mm256_set1_ps(scales[g]);
         for (int i = 0; i < N; ++i) {
           __m256 t = part[i][0];
           for (int k = 1; k < kAcc; ++k) t = _mm256_add_ps(t, part[i][k]);
@@ -96,7 +115,7 @@ LOOM_AVX2 void group_rows(const GemvArgs& a, int64_t i0, int64_t r0, int64_t r1,
     }
     for (int i = 0; i < N; ++i) {
       float v = hsum(_mm256_add_ps(acc[i][0], acc[i][1])) * a.post;
-      if constexpr (kBias) v += simd.dot(a.biases, a.sums + (i0 + i) * m, m);
+      if constexpr (kBias) v += short_dot(a.biases + in_block * m, a.sums + (i0 + i) * m, m);
       out[(i0 + i) * ldo + (r - r0)] = v;
     }
   }
@@ -109,15 +128,18 @@ LOOM_AVX2 void nvfp4_rows(const GemvArgs& a, int64_t i0, int64_t r0, int64_t r1,
   const Weight& w = *a.w;
   const int64_t cols = w.cols, pairs = cols / 32;
   const float* xs = a.xs + i0 * cols;
+  const int64_t m = group_count(w);
   for (int64_t r = r0; r < r1; ++r) {
-    row_scales(w, r, 1.0f, avx2_kernels(), a.scales);
+    const int64_t in_block = (r - r0) % kScaleRows;
+    if (in_block == 0) row_scales(w, r, 1.0f, avx2_kernels(), a.scales, std::min(kScaleRows, r1 - r));
+    const float* scales = a.scales + in_block * m;
     const uint8_t* p = packed_row(w, r);
     __m256 acc0[N], acc1[N];
     for (int i = 0; i < N; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
     for (int64_t h = 0; h < pairs; ++h, p += 16) {
       __m256 q[4];
       Fp4::chunk(p, q);
-      const __m256 s0 = _mm256_set1_ps(a.scales[2 * h]), s1 = _mm256_set1_ps(a.scales[2 * h + 1]);
+      const __m256 s0 = _mm256_set1_ps(scales[2 * h]), s1 = _mm256_set1_ps(scales[2 * h + 1]);
       for (int i = 0; i < N; ++i) {
         const float* x = xs + i * cols + 32 * h;
         const __m256 t0 = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), _mm256_mul_ps(q[0], _mm256_loadu_ps(x)));
@@ -129,7 +151,7 @@ LOOM_AVX2 void nvfp4_rows(const GemvArgs& a, int64_t i0, int64_t r0, int64_t r1,
     if (cols % 32 != 0) {
       __m256 q[2];
       Fp4::half_chunk(p, q);
-      const __m256 s = _mm256_set1_ps(a.scales[2 * pairs]);
+      const __m256 s = _mm256_set1_ps(scales[2 * pairs]);
       for (int i = 0; i < N; ++i) {
         const float* x = xs + i * cols + 32 * pairs;
         const __m256 t = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), _mm256_mul_ps(q[0], _mm256_loadu_ps(x)));
@@ -182,7 +204,9 @@ template <typename Dec, bool kBias, template <int> class Rows>
 LOOM_AVX2 void gemv(const Weight& w, const float* x, int64_t n, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   Scratch& s = scratch();
   const int64_t cols = w.cols, m = group_count(w);
-  GemvArgs a{&w, x, nullptr, reserve(s.scales, m), reserve(s.biases, m), Dec::kPost * final_factor(w)};
+  const int64_t block = std::min(kScaleRows, r1 - r0) * m;
+  GemvArgs a{
+      &w, x, nullptr, reserve(s.scales, block), reserve(s.biases, kBias ? block : 0), Dec::kPost * final_factor(w)};
   if constexpr (Dec::kPermuted) {
     float* xp = reserve(s.x, n * cols);
     permute_pairs(x, n * cols, xp);
