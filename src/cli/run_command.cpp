@@ -204,6 +204,7 @@ void register_run_command(CLI::App& app) {
   command->add_option("--device", options->placement.device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   add_tensor_parallel_options(*command, options->placement);
+  add_listen_ranks_options(*command, options->placement);
   command->callback([options, command] {
     options->kv_tokens_given = command->count("--kv-tokens") > 0;
     run(*options);

@@ -210,6 +210,7 @@ void register_serve_command(CLI::App& app) {
   command->add_option("--device", options->placement.device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   add_tensor_parallel_options(*command, options->placement);
+  add_listen_ranks_options(*command, options->placement);
   command->add_option("--media-dir", options->media_dir, "folder local image paths may come from (default: none)");
   auto* remote = command->add_flag("--allow-remote-media", options->allow_remote_media,
                                    "fetch http(s) image URLs (public addresses only)");
