@@ -2,7 +2,8 @@
 // tp-worker` child process, joined over localhost TCP (the socket communicator, the step codec, the remote-rank
 // driver). Proven: the two-process group gives the same greedy tokens as the snapshot loaded whole and as the
 // reference (transformers, tests/golden/models/*_expected) and prefill logits within the CPU golden tolerance; `loom
-// run` split over two processes prints what one process prints; a worker killed between steps makes the next step
+// run` split over two processes prints what one process prints, and `loom serve` split so answers a chat request with
+// that completion (then both processes exit 0 on SIGTERM); a worker killed between steps makes the next step
 // fail on rank 0 with rank 1 named (no hang) and leaves the model unusable; a worker with another model or rank count
 // is refused on both sides; a missing worker times out saying how many ranks joined; bad addresses and a port in use
 // are refused before anything loads.
@@ -11,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -150,6 +153,38 @@ TEST(TensorParallelProcesses, LoomRunOverTwoProcessesPrintsWhatOneProcessPrints)
   const auto worker_exit = worker.wait(60s);
   EXPECT_EQ(worker_exit.status, 0) << worker_exit.err;
   EXPECT_THAT(worker_exit.err, HasSubstr("rank 1 of 2 joined"));
+}
+
+TEST(TensorParallelProcesses, LoomServeOverTwoProcessesAnswersAsOneProcessRuns) {
+  if (std::system("command -v curl > /dev/null 2>&1") != 0) GTEST_SKIP() << "curl is not installed";
+  const auto one = run_loom("run --device cpu --model " + quoted(snapshot_dir("tiny_chat")) +
+                            " --prompt 'Tell me a story' --max-tokens 12 --output json");
+  ASSERT_EQ(one.status, 0) << one.err;
+  LoomChild server("serve --device cpu --port 0 --model " + quoted(snapshot_dir("tiny_chat")) +
+                   " --tensor-parallel 2 --listen-ranks 127.0.0.1:0 --rank-timeout 120");
+  const int rank_port = listening_port(server);
+  ASSERT_GT(rank_port, 0) << server.err();
+  std::smatch match;
+  const std::string err = server.err();
+  ASSERT_TRUE(std::regex_search(err, match, std::regex("listening on http://127\\.0\\.0\\.1:([0-9]+)"))) << err;
+  const std::string http_port = match[1];
+  LoomChild worker(worker_arguments(snapshot_dir("tiny_chat"), rank_port));
+  // The request waits for the model, which waits for the worker.
+  const std::string body =
+      R"({"model":"tiny_chat","messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":12,)"
+      R"("temperature":0})";
+  const auto reply = test_support::run_shell("curl -s -m 120 -H 'Content-Type: application/json' -d '" + body +
+                                             "' http://127.0.0.1:" + http_port + "/v1/chat/completions");
+  ASSERT_EQ(reply.status, 0) << server.err() << "\nworker:\n" << worker.err();
+  const auto json = nlohmann::json::parse(reply.out, nullptr, false);
+  ASSERT_TRUE(json.is_object()) << reply.out;
+  EXPECT_EQ(json["choices"][0]["message"]["content"], nlohmann::json::parse(one.out)["completion_text"]) << reply.out;
+  EXPECT_EQ(json["usage"]["completion_tokens"], 12) << reply.out;
+  server.signal(SIGTERM);
+  const auto server_exit = server.wait(60s);
+  EXPECT_EQ(server_exit.status, 0) << server_exit.err;
+  const auto worker_exit = worker.wait(60s);
+  EXPECT_EQ(worker_exit.status, 0) << worker_exit.err;
 }
 
 TEST(TensorParallelProcesses, AWorkerWithAnotherModelOrRankCountIsRefused) {

@@ -41,6 +41,18 @@ inline LoomRun run_loom(const std::string& arguments) {
   return run;
 }
 
+// Any shell command (a client such as curl), collected the same way.
+inline LoomRun run_shell(const std::string& command) {
+  LoomRun run;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) run.out += buffer;
+  const int status = ::pclose(pipe);
+  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
 inline std::string quoted(const std::filesystem::path& p) {
   return "'" + p.string() + "'";
 }
@@ -91,6 +103,11 @@ class LoomChild {
       status_ = -1;
     }
     return {status_, out(), err()};
+  }
+
+  // Sends `signal` (SIGTERM: a graceful stop) without waiting.
+  void signal(int signal) {
+    if (pid_ > 0 && !exited_) ::kill(pid_, signal);
   }
 
   // SIGKILL, and waits until the process is gone.
