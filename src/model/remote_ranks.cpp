@@ -240,11 +240,15 @@ backend::KvCache& worker_mirror(std::vector<WorkerMirror>& mirrors, Model& model
   return *mirrors.back().cache;
 }
 
+// Sends the failure to rank 0, then waits (a while) until rank 0 closes the control connection: this worker's
+// connections stay open meanwhile, so rank 0 learns of the failure from the report, with its kind, rather than from a
+// collective whose connection ended as the worker exited.
 void report(backend::TcpConnection& control, const Error& e) {
   try {
     control.send(encode_error(e.kind(), e.what()));
+    for (;;) (void)control.receive(std::chrono::seconds(30));
   } catch (const Error&) {
-    // Rank 0 is gone or aborted the group: it needs no report.
+    // Rank 0 closed the group (or is gone).
   }
 }
 
