@@ -1,6 +1,7 @@
 // `loom run`: one chat request through the whole pipeline on this machine (prompt assembly, the model on the GPU
 // when the binary has the CUDA backend and a GPU is present, else on the CPU, or split over several GPUs with
-// --tensor-parallel, the engine's sampler and stop rules),
+// --tensor-parallel, in this process or, with --listen-ranks, with `loom tp-worker` processes as the other ranks; the
+// engine's sampler and stop rules),
 // printing the completion as it is generated or as one JSON document.
 
 #include <algorithm>

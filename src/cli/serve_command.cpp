@@ -2,7 +2,8 @@
 // snapshots. Binds 127.0.0.1 by default, loads the first model in the background once the socket is bound, and shuts
 // down gracefully on SIGINT/SIGTERM (stops listening, cancels generations in flight, exits 0). Models run on the
 // backend --device names (as `loom run`: the GPU when the binary has CUDA and a GPU is present, else the CPU), or
-// split over several GPUs with --tensor-parallel N (then one model only).
+// split over several GPUs with --tensor-parallel N (then one model only; with --listen-ranks the other ranks are
+// `loom tp-worker` processes, on this host or others).
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -12,10 +12,10 @@
 //
 // Failures. A rank that throws mid-step leaves the others waiting in the next collective for it. The driver records
 // the first failure, aborts the group (RankGroup::abort: NCCL's ncclCommAbort; on the CPU the in-process group's
-// abort, which wakes the ranks waiting in its rendezvous), so that every rank's pending and later collectives fail
-// fast, waits for all ranks, and rethrows the first failure (its ErrorKind kept, the rank named) on the caller. No
-// thread is left hung. The group is then broken for good —
-// the ranks' caches may disagree and an aborted NCCL communicator cannot be reused — so every later call throws
+// abort, which wakes the ranks waiting in its rendezvous, or the socket group's, which shuts its connections down), so
+// that every rank's pending and later collectives fail fast, waits for all ranks, and rethrows the first failure (its
+// ErrorKind kept, the rank named) on the caller. No thread is left hung. The group is then broken for good — the
+// ranks' caches may disagree and an aborted NCCL communicator cannot be reused — so every later call throws
 // kInternal naming the original failure; the model must be loaded again. Requests are validated by the engine
 // before they reach forward(), so a failure here is an internal one (out of memory, a device error).
 //
