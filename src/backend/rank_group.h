@@ -1,8 +1,10 @@
 #pragma once
-// The ranks of one tensor-parallel group inside this process: one backend and one communicator per rank (rank r runs
-// on backend(r) and joins the others through communicator(r)). Made by the CPU group (threads sharing host memory)
-// or the NCCL group (one GPU per rank, backend/cuda/nccl_communicator.h); driven by model::TensorParallelModel, which
-// runs every rank on its own thread.
+// The ranks of one tensor-parallel group as this process sees them: one backend and one communicator per local rank
+// (rank r runs on backend(r) and joins the others through communicator(r)). Made by the CPU group (threads sharing
+// host memory) or the NCCL group (one GPU per rank, backend/cuda/nccl_communicator.h), where every rank is local and
+// model::TensorParallelModel runs each on its own thread; or by a process group (one process per rank: the socket
+// group of backend/cpu/socket_communicator.h, the NCCL process group), where only this process's rank is local and
+// the others are `loom tp-worker` processes.
 
 #include "backend/backend.h"
 #include "backend/communicator.h"
@@ -15,6 +17,8 @@ class RankGroup {
   virtual int size() const = 0;
   virtual Backend& backend(int rank) = 0;
   virtual Communicator& communicator(int rank) = 0;
+  // False for a rank that runs in another process: backend() and communicator() throw for it.
+  virtual bool is_local(int /*rank*/) const { return true; }
 
   // Prepares the calling thread to issue rank `rank`'s work (CUDA: makes the rank's GPU the thread's current device).
   // A rank's worker thread calls it once; the thread that runs rank 0 calls it before each step, since that thread is

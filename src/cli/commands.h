@@ -24,5 +24,7 @@ void register_run_command(CLI::App& app);
 void register_serve_command(CLI::App& app);
 // `loom bench`: prefill/decode speed against the machine's bandwidth (bench_command.cpp).
 void register_bench_command(CLI::App& app);
+// `loom tp-worker`: one rank of a tensor-parallel group whose rank 0 is another process (tp_worker_command.cpp).
+void register_tp_worker_command(CLI::App& app);
 
 }  // namespace loom::cli

@@ -1,4 +1,4 @@
-// loom: one binary for every command (serve, run, prompt, tokenize, info, quantize, bench).
+// loom: one binary for every command (serve, run, prompt, tokenize, info, quantize, bench, tp-worker).
 
 #include <cstdio>
 
@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   loom::cli::register_run_command(app);
   loom::cli::register_serve_command(app);
   loom::cli::register_bench_command(app);
+  loom::cli::register_tp_worker_command(app);
   app.require_subcommand(1);
   app.parse_complete_callback([&] { loom::log::set_level(log_level); });
 

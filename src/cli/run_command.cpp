@@ -1,6 +1,7 @@
 // `loom run`: one chat request through the whole pipeline on this machine (prompt assembly, the model on the GPU
 // when the binary has the CUDA backend and a GPU is present, else on the CPU, or split over several GPUs with
-// --tensor-parallel, the engine's sampler and stop rules),
+// --tensor-parallel, in this process or, with --listen-ranks, with `loom tp-worker` processes as the other ranks; the
+// engine's sampler and stop rules),
 // printing the completion as it is generated or as one JSON document.
 
 #include <algorithm>
@@ -204,6 +205,7 @@ void register_run_command(CLI::App& app) {
   command->add_option("--device", options->placement.device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   add_tensor_parallel_options(*command, options->placement);
+  add_listen_ranks_options(*command, options->placement);
   command->callback([options, command] {
     options->kv_tokens_given = command->count("--kv-tokens") > 0;
     run(*options);

@@ -2,7 +2,8 @@
 // snapshots. Binds 127.0.0.1 by default, loads the first model in the background once the socket is bound, and shuts
 // down gracefully on SIGINT/SIGTERM (stops listening, cancels generations in flight, exits 0). Models run on the
 // backend --device names (as `loom run`: the GPU when the binary has CUDA and a GPU is present, else the CPU), or
-// split over several GPUs with --tensor-parallel N (then one model only).
+// split over several GPUs with --tensor-parallel N (then one model only; with --listen-ranks the other ranks are
+// `loom tp-worker` processes, on this host or others).
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -211,6 +212,7 @@ void register_serve_command(CLI::App& app) {
   command->add_option("--device", options->placement.device, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   add_tensor_parallel_options(*command, options->placement);
+  add_listen_ranks_options(*command, options->placement);
   command->add_option("--media-dir", options->media_dir, "folder local image paths may come from (default: none)");
   auto* remote = command->add_flag("--allow-remote-media", options->allow_remote_media,
                                    "fetch http(s) image URLs (public addresses only)");

@@ -59,7 +59,9 @@ struct TensorParallelModel::Mirror {
 };
 
 struct TensorParallelModel::Rank {
-  std::unique_ptr<RankCommunicator> comm;
+  bool remote = false;                     // runs in a worker process, driven through remote_
+  TpLoaded remote_info;                    // what a remote rank's shard reported
+  std::unique_ptr<RankCommunicator> comm;  // local ranks
   std::unique_ptr<Model> model;
   std::vector<Mirror> mirrors;  // ranks ≥ 1; touched by the rank's thread only
   std::thread thread;           // ranks ≥ 1
@@ -73,11 +75,22 @@ constexpr size_t kMaxMirrors = 4;
 }  // namespace
 
 TensorParallelModel::TensorParallelModel(std::unique_ptr<backend::RankGroup> group, const RankLoader& load)
-    : group_(std::move(group)) {
+    : TensorParallelModel(std::move(group), load, nullptr) {}
+
+TensorParallelModel::TensorParallelModel(std::unique_ptr<backend::RankGroup> group, const RankLoader& load,
+                                         std::unique_ptr<RemoteRanks> remote)
+    : group_(std::move(group)), remote_(std::move(remote)) {
   if (!group_ || group_->size() < 1) fail(ErrorKind::kInternal, "[tensor-parallel] the group has no ranks");
   const int n = group_->size();
+  if (!group_->is_local(0)) fail(ErrorKind::kInternal, "[tensor-parallel] rank 0 must run in this process");
   for (int r = 0; r < n; ++r) {
     auto rank = std::make_unique<Rank>();
+    if (!group_->is_local(r)) {
+      if (!remote_) fail(ErrorKind::kInternal, "[tensor-parallel] rank {} runs in another process, with no link", r);
+      rank->remote = true;
+      ranks_.push_back(std::move(rank));
+      continue;
+    }
     rank->comm = std::make_unique<RankCommunicator>(group_->communicator(r), failed_);
     if (rank->comm->rank() != r || rank->comm->size() != n) {
       fail(ErrorKind::kInternal, "[tensor-parallel] communicator {} says rank {} of {}, expected rank {} of {}", r,
@@ -87,21 +100,30 @@ TensorParallelModel::TensorParallelModel(std::unique_ptr<backend::RankGroup> gro
   }
   for (int r = 1; r < n; ++r) ranks_[static_cast<size_t>(r)]->thread = std::thread([this, r] { worker_loop(r); });
   try {
-    run_on_ranks([&](int r, backend::Communicator& comm) {
-      ranks_[static_cast<size_t>(r)]->model = load(r, group_->backend(r), Sharding{&comm});
-      if (!ranks_[static_cast<size_t>(r)]->model) fail(ErrorKind::kInternal, "[tensor-parallel] rank {}: no model", r);
+    run_job_on_ranks([&](int r) {
+      Rank& rank = *ranks_[static_cast<size_t>(r)];
+      if (rank.remote) {
+        rank.remote_info = remote_->wait_loaded(r);
+        return;
+      }
+      rank.model = load(r, group_->backend(r), Sharding{rank.comm.get()});
+      if (!rank.model) fail(ErrorKind::kInternal, "[tensor-parallel] rank {}: no model", r);
     });
     const ModelInfo& first = ranks_[0]->model->info();
     for (int r = 1; r < n; ++r) {
-      const ModelInfo& other = ranks_[static_cast<size_t>(r)]->model->info();
-      if (other.vocab_size != first.vocab_size || other.kv.size() != first.kv.size()) {
+      const Rank& rank = *ranks_[static_cast<size_t>(r)];
+      const int64_t vocab = rank.remote ? rank.remote_info.vocab_size : rank.model->info().vocab_size;
+      const auto kv_layers =
+          rank.remote ? rank.remote_info.kv_layers : static_cast<int64_t>(rank.model->info().kv.size());
+      if (vocab != first.vocab_size || kv_layers != static_cast<int64_t>(first.kv.size())) {
         fail(ErrorKind::kInternal,
              "[tensor-parallel] rank {} loaded a model with vocab {} and {} KV layers; rank 0: {}"
              " and {}",
-             r, other.vocab_size, other.kv.size(), first.vocab_size, first.kv.size());
+             r, vocab, kv_layers, first.vocab_size, first.kv.size());
       }
     }
   } catch (...) {
+    if (remote_) remote_->abort();
     stop_workers();
     ranks_[0]->model.reset();
     throw;
@@ -110,6 +132,8 @@ TensorParallelModel::TensorParallelModel(std::unique_ptr<backend::RankGroup> gro
 
 TensorParallelModel::~TensorParallelModel() {
   stop_workers();
+  // The workers exit when told to, or when their connection ends (after a failure, abort() has ended it).
+  if (remote_ && !failed_.load()) remote_->shutdown();
   try {
     group_->bind_thread(0);
   } catch (...) {
@@ -131,9 +155,9 @@ void TensorParallelModel::stop_workers() {
 
 void TensorParallelModel::worker_loop(int r) {
   Rank& rank = *ranks_[static_cast<size_t>(r)];
-  bool bound = false;
+  bool bound = rank.remote;  // a remote rank's thread only talks to its worker
   try {
-    group_->bind_thread(r);
+    if (!bound) group_->bind_thread(r);
     bound = true;
   } catch (...) {
     record_failure(r, std::current_exception());
@@ -190,6 +214,7 @@ void TensorParallelModel::record_failure(int r, std::exception_ptr error) {
     group_->abort();
   } catch (...) {
   }
+  if (remote_) remote_->abort();
 }
 
 void TensorParallelModel::check_usable() const {
@@ -201,9 +226,18 @@ void TensorParallelModel::check_usable() const {
 }
 
 void TensorParallelModel::run_on_ranks(const std::function<void(int, backend::Communicator&)>& fn) {
+  if (remote_) {
+    fail(ErrorKind::kUnsupported,
+         "[tensor-parallel] running a function on every rank needs every rank in this process");
+  }
+  run_job_on_ranks([&](int r) { fn(r, *ranks_[static_cast<size_t>(r)]->comm); });
+}
+
+void TensorParallelModel::run_job_on_ranks(const std::function<void(int)>& job) {
   check_usable();
-  for (auto& rank : ranks_) rank->comm->reset_counts();
-  const std::function<void(int)> job = [&](int r) { fn(r, *ranks_[static_cast<size_t>(r)]->comm); };
+  for (auto& rank : ranks_) {
+    if (rank->comm) rank->comm->reset_counts();
+  }
   const int workers = ranks() - 1;
   {
     std::lock_guard lock(mutex_);
@@ -304,10 +338,17 @@ Tensor TensorParallelModel::forward(const StepInputs& step, backend::KvCache& ca
     host_images.push_back(std::move(copy));
   }
   const StepInputs shared{step.batch, host_images, step.all_logits};
+  // Remote ranks get the step as bytes, encoded once for all of them.
+  std::vector<uint8_t> encoded;
+  if (remote_) {
+    encoded = encode_step(shared, {reinterpret_cast<uintptr_t>(&cache), cache.total_blocks(), cache.block_size()});
+  }
   Tensor logits;
-  run_on_ranks([&](int r, backend::Communicator&) {
+  run_job_on_ranks([&](int r) {
     Rank& rank = *ranks_[static_cast<size_t>(r)];
-    if (r == 0) {
+    if (rank.remote) {
+      remote_->run_step(r, encoded);
+    } else if (r == 0) {
       logits = rank.model->forward(shared, cache);
     } else {
       (void)rank.model->forward(shared, mirror_cache(rank, cache));

@@ -12,24 +12,25 @@
 //
 // Failures. A rank that throws mid-step leaves the others waiting in the next collective for it. The driver records
 // the first failure, aborts the group (RankGroup::abort: NCCL's ncclCommAbort; on the CPU the in-process group's
-// abort, which wakes the ranks waiting in its rendezvous), so that every rank's pending and later collectives fail
-// fast, waits for all ranks, and rethrows the first failure (its ErrorKind kept, the rank named) on the caller. No
-// thread is left hung. The group is then broken for good —
-// the ranks' caches may disagree and an aborted NCCL communicator cannot be reused — so every later call throws
+// abort, which wakes the ranks waiting in its rendezvous, or the socket group's, which shuts its connections down), so
+// that every rank's pending and later collectives fail fast, waits for all ranks, and rethrows the first failure (its
+// ErrorKind kept, the rank named) on the caller. No thread is left hung. The group is then broken for good — the
+// ranks' caches may disagree and an aborted NCCL communicator cannot be reused — so every later call throws
 // kInternal naming the original failure; the model must be loaded again. Requests are validated by the engine
 // before they reach forward(), so a failure here is an internal one (out of memory, a device error).
 //
 // Why threads in one process. On one host every GPU is visible to one process: a thread per GPU shares the loaded
 // snapshot, the tokenizer, the engine and the HTTP server, needs no transport for the step (the workers read the
-// caller's Batch in place), and NCCL initialises its communicators from one ncclUniqueId in memory. One process per
-// GPU would only add a step transport and a bootstrap.
+// caller's Batch in place), and NCCL initialises its communicators from one ncclUniqueId in memory.
 //
-// Multi-host (not built yet; docs/TENSOR_PARALLEL_RUNTIME.md). One process per GPU: rank 0 is the `loom serve` process,
-// ranks ≥ 1 are `loom tp-worker --rank r --connect host:port` processes. Rank 0 makes the ncclUniqueId and sends it
-// over the socket, every process calls ncclCommInitRank for its own rank. The same driver fits: a remote rank is a
-// worker whose job is "serialise the Batch and image rows, send them", and the remote process runs the loop
-// `receive step → forward on its shard with its mirror cache → report done or the error`; abort() closes the
-// sockets and aborts the NCCL communicators.
+// Ranks in other processes (model/remote_ranks.h; docs/TENSOR_PARALLEL_RUNTIME.md). A group can also span processes
+// and hosts: rank 0 is the `loom run` / `loom serve` process (`--listen-ranks HOST:PORT`), ranks ≥ 1 are `loom
+// tp-worker` processes. Then the group (RankGroup::is_local) holds rank 0 only, and `remote` drives the others: the
+// driver's thread for a remote rank serialises the step (model/tp_step_codec.h; the step is encoded once per forward
+// call), sends it, and waits for the worker's reply; the worker runs it on its shard with its own mirror cache. Its
+// loader call waits for the worker's "loaded" instead of loading. A lost connection or an error reply is that rank's
+// failure, handled as above; abort() also shuts the workers' connections down, so they stop too. Rank 0's logits stay
+// the result. The destructor tells the workers to exit. run_on_ranks() needs every rank local.
 
 #include <atomic>
 #include <condition_variable>
@@ -44,6 +45,7 @@
 
 #include "backend/rank_group.h"
 #include "model/model.h"
+#include "model/remote_ranks.h"
 #include "model/sharding.h"
 #include "weights/snapshot.h"
 
@@ -65,6 +67,10 @@ class TensorParallelModel final : public Model {
   // Starts the rank threads and loads every rank's model, in parallel, each on its own thread. A load failure on any
   // rank throws here (after the threads have stopped).
   TensorParallelModel(std::unique_ptr<backend::RankGroup> group, const RankLoader& load);
+  // A group whose ranks ≥ 1 run in other processes (group->is_local(r) false), driven through `remote`; rank 0 is
+  // loaded with `load`, and the constructor waits for every worker's shard (their failures throw here).
+  TensorParallelModel(std::unique_ptr<backend::RankGroup> group, const RankLoader& load,
+                      std::unique_ptr<RemoteRanks> remote);
   ~TensorParallelModel() override;
   TensorParallelModel(const TensorParallelModel&) = delete;
   TensorParallelModel& operator=(const TensorParallelModel&) = delete;
@@ -81,7 +87,8 @@ class TensorParallelModel final : public Model {
   int ranks() const { return static_cast<int>(ranks_.size()); }
   backend::RankGroup& group() { return *group_; }
   // Runs fn(rank, communicator) on every rank at once, rank 0 on the calling thread, and returns when all are done
-  // (the bench times collectives with it). Failures behave as in forward().
+  // (the bench times collectives with it). Failures behave as in forward(). Throws kUnsupported when ranks run in
+  // other processes.
   void run_on_ranks(const std::function<void(int rank, backend::Communicator& comm)>& fn);
   CollectiveCounts last_step_collectives() const;
   // True once a rank has failed (every later call throws).
@@ -92,6 +99,7 @@ class TensorParallelModel final : public Model {
   struct Mirror;
   struct Rank;
 
+  void run_job_on_ranks(const std::function<void(int rank)>& job);
   void worker_loop(int rank);
   void run_job(int rank, bool bound);
   // Records a rank's failure (the first one is the one reported) and aborts the group.
@@ -101,6 +109,7 @@ class TensorParallelModel final : public Model {
   void stop_workers();
 
   std::unique_ptr<backend::RankGroup> group_;
+  std::unique_ptr<RemoteRanks> remote_;  // ranks in other processes; null when every rank is local
   std::vector<std::unique_ptr<Rank>> ranks_;
 
   // The job every rank runs now; guarded by mutex_.

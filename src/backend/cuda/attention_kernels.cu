@@ -30,6 +30,21 @@ __global__ void kv_append_kernel(const float* k, const float* v, StepMeta step, 
   value_arena[slot] = v[i];
 }
 
+// rows[g][e] = from[g][lane + 32·e] (0 past d): this lane's elements of kKeysPerStep key or value vectors, every load
+// issued before any is used.
+template <int PerLane>
+__device__ __forceinline__ void load_lane_elements(const float* const (&from)[kKeysPerStep], int lane, int d,
+                                                   float (&rows)[kKeysPerStep][PerLane]) {
+#pragma unroll
+  for (int g = 0; g < kKeysPerStep; ++g) {
+#pragma unroll
+    for (int e = 0; e < PerLane; ++e) {
+      const int idx = lane + 32 * e;
+      rows[g][e] = idx < d ? from[g][idx] : 0.0f;
+    }
+  }
+}
+
 // The keys of one (query row, head) are cut into `splits` contiguous ranges, one block each; the block's warps take
 // every kWarpsPerBlock-th key of the range, then join their online-softmax states in shared memory. With one split
 // the block writes the normalised output; with more it writes its (max, total, unnormalised sum) for
@@ -107,14 +122,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       vv[g] = values + offset;
     }
     float rows[kKeysPerStep][PerLane];
-#pragma unroll
-    for (int g = 0; g < kKeysPerStep; ++g) {
-#pragma unroll
-      for (int e = 0; e < PerLane; ++e) {
-        const int idx = lane + 32 * e;
-        rows[g][e] = idx < d ? kv[g][idx] : 0.0f;
-      }
-    }
+    load_lane_elements(kv, lane, d, rows);
     float logit[kKeysPerStep];
 #pragma unroll
     for (int g = 0; g < kKeysPerStep; ++g) {
@@ -137,14 +145,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       if (visible[g]) step_max = fmaxf(step_max, l);
     }
     if (step_max == -INFINITY) continue;  // no visible key in this step
-#pragma unroll
-    for (int g = 0; g < kKeysPerStep; ++g) {
-#pragma unroll
-      for (int e = 0; e < PerLane; ++e) {
-        const int idx = lane + 32 * e;
-        rows[g][e] = idx < d ? vv[g][idx] : 0.0f;
-      }
-    }
+    load_lane_elements(vv, lane, d, rows);
     const float correction = expf(running_max - step_max);  // 0 while running_max is −inf
     total *= correction;
 #pragma unroll
@@ -180,24 +181,18 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     weight[w] = warp_max[w] == -INFINITY ? 0.0f : expf(warp_max[w] - block_max);
     block_total += warp_total[w] * weight[w];
   }
-  if (splits == 1) {
-    const float inv = block_total > 0 ? 1.0f / block_total : 0.0f;
-    for (int idx = static_cast<int>(threadIdx.x); idx < d; idx += kWarpsPerBlock * 32) {
-      float sum = 0.0f;
-      for (int w = 0; w < kWarpsPerBlock; ++w) sum += warp_acc[w][idx] * weight[w];
-      out[task * d + idx] = sum * inv;
-    }
-    return;
-  }
-  float* partial = partials + (task * splits + split) * (d + 2);
-  if (threadIdx.x == 0) {
+  // One split: the normalised output. Several: this split's (max, total, unnormalised sum) for combine_splits_kernel.
+  float* partial = splits > 1 ? partials + (task * splits + split) * (d + 2) : nullptr;
+  float* dst = splits == 1 ? out + task * d : partial + 2;
+  const float factor = splits > 1 ? 1.0f : block_total > 0 ? 1.0f / block_total : 0.0f;
+  if (splits > 1 && threadIdx.x == 0) {
     partial[0] = block_max;
     partial[1] = block_total;
   }
   for (int idx = static_cast<int>(threadIdx.x); idx < d; idx += kWarpsPerBlock * 32) {
     float sum = 0.0f;
     for (int w = 0; w < kWarpsPerBlock; ++w) sum += warp_acc[w][idx] * weight[w];
-    partial[2 + idx] = sum;
+    dst[idx] = sum * factor;
   }
 }
 

@@ -22,24 +22,57 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// out[i·ldo + r] = x[i, :] · w[r, :] for i < n (n ≤ MaxN). The block's warps form kGemvWarps / splits row groups of
-// `splits` warps each: a group owns kRowsPerWarp rows and its warps take interleaved 32-unit stretches of the columns,
-// so a short, wide matrix (few rows: o_proj, down_proj, k/v) still spreads over many blocks; the group's partial sums
-// meet in shared memory.
-template <class Decoder, int MaxN>
-__global__ void __launch_bounds__(kGemvThreads)
-    gemv_kernel(WeightView w, const float* __restrict__ x, int n, int splits, float* __restrict__ out, int64_t ldo) {
-  const int lane = static_cast<int>(threadIdx.x & 31u);
-  const int warp = static_cast<int>(threadIdx.x >> 5);
-  const int group = warp / splits, part = warp % splits;
-  const int groups = kGemvWarps / splits;
-  const int64_t r0 = (static_cast<int64_t>(blockIdx.x) * groups + group) * kRowsPerWarp;
-  float acc[kRowsPerWarp][MaxN];
+// Where a warp of a GEMV block works. The block's warps form kGemvWarps / splits row groups of `splits` warps each:
+// a group owns kRowsPerWarp rows (from r0) and its warps (part 0 … splits−1) take interleaved stretches of the columns.
+struct GemvPlace {
+  int lane, warp, part, groups;
+  int64_t r0;
+};
+
+__device__ __forceinline__ GemvPlace gemv_place(int splits) {
+  GemvPlace at;
+  at.lane = static_cast<int>(threadIdx.x & 31u);
+  at.warp = static_cast<int>(threadIdx.x >> 5);
+  at.part = at.warp % splits;
+  at.groups = kGemvWarps / splits;
+  at.r0 = (static_cast<int64_t>(blockIdx.x) * at.groups + at.warp / splits) * kRowsPerWarp;
+  return at;
+}
+
+// out[i·ldo + row] for the block's rows: the lanes' sums, then the group's warps' (in part order, so the sum is
+// deterministic) through shared memory.
+template <int MaxN>
+__device__ __forceinline__ void store_rows(const GemvPlace& at, const float (&acc)[kRowsPerWarp][MaxN], int splits,
+                                           int n, int64_t rows, float* __restrict__ out, int64_t ldo) {
+  __shared__ float partial[kGemvWarps][kRowsPerWarp][MaxN];
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
 #pragma unroll
-    for (int i = 0; i < MaxN; ++i) acc[r][i] = 0.0f;
+    for (int i = 0; i < MaxN; ++i) {
+      const float total = warp_sum(acc[r][i]);
+      if (at.lane == 0) partial[at.warp][r][i] = total;
+    }
   }
+  __syncthreads();
+  for (int item = static_cast<int>(threadIdx.x); item < at.groups * kRowsPerWarp * MaxN; item += kGemvThreads) {
+    const int g = item / (kRowsPerWarp * MaxN), r = (item / MaxN) % kRowsPerWarp, i = item % MaxN;
+    const int64_t row = (static_cast<int64_t>(blockIdx.x) * at.groups + g) * kRowsPerWarp + r;
+    if (i >= n || row >= rows) continue;
+    float total = 0.0f;
+    for (int p = 0; p < splits; ++p) total += partial[g * splits + p][r][i];
+    out[i * ldo + row] = total;
+  }
+}
+
+// out[i·ldo + r] = x[i, :] · w[r, :] for i < n (n ≤ MaxN). Row groups and column splits (gemv_place) let a short, wide
+// matrix (few rows: o_proj, down_proj, k/v) still spread over many blocks.
+template <class Decoder, int MaxN>
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_kernel(WeightView w, const float* __restrict__ x, int n, int splits, float* __restrict__ out, int64_t ldo) {
+  const GemvPlace at = gemv_place(splits);
+  const int lane = at.lane, part = at.part;
+  const int64_t r0 = at.r0;
+  float acc[kRowsPerWarp][MaxN] = {};
   const int64_t units = r0 < w.rows ? (w.cols + 31) / 32 : 0;
   for (int64_t u = int64_t{part} * 32 + lane; u < units; u += int64_t{splits} * 32) {
     float wv[kRowsPerWarp][32];
@@ -78,25 +111,7 @@ __global__ void __launch_bounds__(kGemvThreads)
       }
     }
   }
-  // Lanes, then the group's warps (in part order, so the sum is deterministic).
-  __shared__ float partial[kGemvWarps][kRowsPerWarp][MaxN];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-#pragma unroll
-    for (int i = 0; i < MaxN; ++i) {
-      const float total = warp_sum(acc[r][i]);
-      if (lane == 0) partial[warp][r][i] = total;
-    }
-  }
-  __syncthreads();
-  for (int item = static_cast<int>(threadIdx.x); item < groups * kRowsPerWarp * MaxN; item += kGemvThreads) {
-    const int g = item / (kRowsPerWarp * MaxN), r = (item / MaxN) % kRowsPerWarp, i = item % MaxN;
-    const int64_t row = (static_cast<int64_t>(blockIdx.x) * groups + g) * kRowsPerWarp + r;
-    if (i >= n || row >= w.rows) continue;
-    float total = 0.0f;
-    for (int p = 0; p < splits; ++p) total += partial[g * splits + p][r][i];
-    out[i * ldo + row] = total;
-  }
+  store_rows(at, acc, splits, n, w.rows, out, ldo);
 }
 
 // The same product for float weights (f32, f16, bf16 with whole 32-element units), laid out for bandwidth: a lane
@@ -126,17 +141,10 @@ template <int Kind, int MaxN>
 __global__ void __launch_bounds__(kGemvThreads) gemv_float_kernel(WeightView w, const float* __restrict__ x, int n,
                                                                   int splits, float* __restrict__ out, int64_t ldo) {
   constexpr int kElems = Kind == 0 ? 4 : 8;  // per 16-byte chunk
-  const int lane = static_cast<int>(threadIdx.x & 31u);
-  const int warp = static_cast<int>(threadIdx.x >> 5);
-  const int group = warp / splits, part = warp % splits;
-  const int groups = kGemvWarps / splits;
-  const int64_t r0 = (static_cast<int64_t>(blockIdx.x) * groups + group) * kRowsPerWarp;
-  float acc[kRowsPerWarp][MaxN];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-#pragma unroll
-    for (int i = 0; i < MaxN; ++i) acc[r][i] = 0.0f;
-  }
+  const GemvPlace at = gemv_place(splits);
+  const int lane = at.lane, part = at.part;
+  const int64_t r0 = at.r0;
+  float acc[kRowsPerWarp][MaxN] = {};
   const int64_t chunks = r0 < w.rows ? w.cols / kElems : 0;
   const int64_t stride = int64_t{splits} * 32;
   const uint4* rows[kRowsPerWarp];
@@ -179,24 +187,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_float_kernel(WeightView w, 
       }
     }
   }
-  __shared__ float partial[kGemvWarps][kRowsPerWarp][MaxN];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-#pragma unroll
-    for (int i = 0; i < MaxN; ++i) {
-      const float total = warp_sum(acc[r][i]);
-      if (lane == 0) partial[warp][r][i] = total;
-    }
-  }
-  __syncthreads();
-  for (int item = static_cast<int>(threadIdx.x); item < groups * kRowsPerWarp * MaxN; item += kGemvThreads) {
-    const int g = item / (kRowsPerWarp * MaxN), r = (item / MaxN) % kRowsPerWarp, i = item % MaxN;
-    const int64_t row = (static_cast<int64_t>(blockIdx.x) * groups + g) * kRowsPerWarp + r;
-    if (i >= n || row >= w.rows) continue;
-    float total = 0.0f;
-    for (int p = 0; p < splits; ++p) total += partial[g * splits + p][r][i];
-    out[i * ldo + row] = total;
-  }
+  store_rows(at, acc, splits, n, w.rows, out, ldo);
 }
 
 // out[k, :] = decode(w[row_k, :]) · scale for k < count, row_k = ids ? ids[k] : first + k. One thread per unit.

@@ -6,6 +6,7 @@
 #include <nccl.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <set>
 
 #include "backend/cuda/common.h"
@@ -208,10 +209,93 @@ class NcclGroup final : public RankGroup {
   std::vector<ncclComm_t> raws_;
 };
 
+// This process's rank of a group whose other ranks are other processes.
+class NcclProcessGroup final : public RankGroup {
+ public:
+  NcclProcessGroup(int rank, int size, int device, std::span<const uint8_t> id_bytes)
+      : rank_(rank), size_(size), device_(device) {
+    static_assert(sizeof(ncclUniqueId) == kNcclIdBytes, "NCCL's unique id changed size");
+    if (rank < 0 || rank >= size) fail(ErrorKind::kInternal, "[nccl] rank {} outside a group of {}", rank, size);
+    if (id_bytes.size() != sizeof(ncclUniqueId)) {
+      fail(ErrorKind::kInvalidRequest, "[nccl] rank 0 sent a unique id of {} bytes, expected {}", id_bytes.size(),
+           sizeof(ncclUniqueId));
+    }
+    const int count = device_count();
+    if (device < 0 || device >= count)
+      fail(ErrorKind::kUnsupported, "[nccl] GPU {} requested, {} available", device, count);
+    backend_ = std::make_unique<CudaBackend>(device);
+    disable_nvlink_multicast();
+    ncclUniqueId id;
+    std::memcpy(&id, id_bytes.data(), sizeof id);
+    LOOM_CUDA(cudaSetDevice(device));
+    ncclComm_t comm = nullptr;
+    LOOM_NCCL(ncclCommInitRank(&comm, size, id, rank), nullptr);
+    comm_ = std::make_unique<NcclCommunicator>(comm, rank, size, device, backend_->stream());
+    warm_up();
+  }
+
+  ~NcclProcessGroup() override {
+    cudaSetDevice(device_);
+    comm_.reset();
+    backend_.reset();
+  }
+
+  int size() const override { return size_; }
+  bool is_local(int rank) const override { return rank == rank_; }
+  Backend& backend(int rank) override {
+    expect_local(rank);
+    return *backend_;
+  }
+  Communicator& communicator(int rank) override {
+    expect_local(rank);
+    return *comm_;
+  }
+  void bind_thread(int rank) override {
+    expect_local(rank);
+    LOOM_CUDA(cudaSetDevice(device_));
+  }
+  void abort() override { comm_->abort(); }
+
+ private:
+  void expect_local(int rank) const {
+    if (rank != rank_) {
+      fail(ErrorKind::kInternal, "[nccl] rank {} runs in another process (this is rank {})", rank, rank_);
+    }
+  }
+  // Every process issues these in the same order, so NCCL connects the ranks now rather than inside a later step.
+  void warm_up() {
+    Tensor x = backend_->allocate(DType::kF32, {1, 1});
+    Tensor all = backend_->allocate(DType::kF32, {1, static_cast<int64_t>(size_)});
+    comm_->all_reduce_sum(x);
+    comm_->all_gather_columns(x, all);
+    comm_->broadcast(x, 0);
+    LOOM_CUDA(cudaDeviceSynchronize());
+  }
+
+  int rank_;
+  int size_;
+  int device_;
+  std::unique_ptr<CudaBackend> backend_;
+  std::unique_ptr<NcclCommunicator> comm_;
+};
+
 }  // namespace
 
 std::unique_ptr<RankGroup> make_nccl_group(const std::vector<int>& devices) {
   return std::make_unique<NcclGroup>(devices);
+}
+
+std::vector<uint8_t> make_nccl_unique_id() {
+  disable_nvlink_multicast();
+  ncclUniqueId id;
+  LOOM_NCCL(ncclGetUniqueId(&id), nullptr);
+  std::vector<uint8_t> bytes(sizeof id);
+  std::memcpy(bytes.data(), &id, sizeof id);
+  return bytes;
+}
+
+std::unique_ptr<RankGroup> make_nccl_process_group(int rank, int size, int device, std::span<const uint8_t> id) {
+  return std::make_unique<NcclProcessGroup>(rank, size, device, id);
 }
 
 }  // namespace loom::backend::cuda

@@ -9,8 +9,10 @@
 // This header needs neither CUDA nor NCCL headers. It is available when LOOM_HAS_NCCL is defined (the CUDA backend
 // was built with NCCL).
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "backend/communicator.h"
@@ -64,5 +66,15 @@ class NcclCommunicator final : public Communicator {
 // all-gather and broadcast), so later collectives only enqueue. Throws kUnsupported for a GPU that is not there or
 // listed twice, kInternal with NCCL's message when initialisation fails.
 std::unique_ptr<RankGroup> make_nccl_group(const std::vector<int>& devices);
+
+// One process per rank (a group across processes or hosts, model/remote_ranks.h). Rank 0 makes the unique id (NVLink
+// multicast switched off first) and sends its bytes to every worker over the join connection; each process then
+// makes its group: rank `rank` of `size` on GPU `device`, ncclCommInitRank with that id (NCCL's own bootstrap then
+// connects the processes), and one all-reduce, all-gather and broadcast, which every rank issues in the same order,
+// so connections are set up before it returns. Only `rank` is local (RankGroup::is_local). Throws kInvalidRequest for
+// id bytes of the wrong size, kUnsupported for a missing GPU, kInternal with NCCL's message when initialisation fails.
+inline constexpr size_t kNcclIdBytes = 128;
+std::vector<uint8_t> make_nccl_unique_id();
+std::unique_ptr<RankGroup> make_nccl_process_group(int rank, int size, int device, std::span<const uint8_t> id);
 
 }  // namespace loom::backend::cuda
