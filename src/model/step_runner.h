@@ -8,10 +8,11 @@
 // token, no image rows, logits for the last rows only — and the family says the step's ops depend on nothing but the
 // bound batch (`recordable`: not for tensor-parallel ranks, whose collectives run outside the recording, nor when ids
 // had to be rewritten on the host). Graphs are keyed by what fixes a step's ops and the layout of the bound upload:
-// the sequence count, the block-table capacity, the number of bidirectional spans and the cache. The first step of a key runs eagerly (it sizes the scratch buffers and
-// uploads constant tables), the second is recorded and run from its graph, the rest replay it. A recording that fails
-// (an op that needs an upload or a host read) leaves that key eager for good; a memory_epoch() change (a buffer the
-// graph points into may have been replaced) drops the graph and starts the key over.
+// the sequence count, the block-table capacity, the number of bidirectional spans and the cache. The first step of a
+// key runs eagerly (it sizes the scratch buffers and uploads constant tables), the second is recorded and run from its
+// graph, the rest replay it. A recording that fails (an op that needs an upload or a host read) leaves that key eager
+// for good; a memory_epoch() change (a buffer the graph points into may have been replaced) drops the graph and
+// starts the key over.
 
 #include <cstdint>
 #include <functional>
