@@ -38,9 +38,9 @@ class StepRunner {
  private:
   struct Entry {
     std::unique_ptr<backend::StepGraph> graph;
-    Tensor logits;               // where the graph leaves the logits (a view of a scratch buffer)
-    uint64_t epoch = 0;          // memory_epoch() the graph was recorded under
-    bool warmed = false;         // an eager step of this key ran under `epoch`
+    Tensor logits;        // where the graph leaves the logits (a view of a scratch buffer)
+    uint64_t epoch = 0;   // memory_epoch() the graph was recorded under
+    bool warmed = false;  // an eager step of this key ran under `epoch`
     bool refused = false;
   };
   // Sequences, block-table capacity, bidirectional spans (earlier images; their values are in the bound upload), cache.
