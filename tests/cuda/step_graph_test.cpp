@@ -38,10 +38,8 @@ class Decoder {
       if (ids[s].empty()) continue;
       const auto count = static_cast<int64_t>(ids[s].size());
       cache_.reserve(tables_[s], lengths_[s] + count);
-      batch.sequences.push_back({.token_offset = batch.tokens(),
-                                 .token_count = count,
-                                 .kv_start = lengths_[s],
-                                 .block_table = tables_[s]});
+      batch.sequences.push_back(
+          {.token_offset = batch.tokens(), .token_count = count, .kv_start = lengths_[s], .block_table = tables_[s]});
       batch.token_ids.insert(batch.token_ids.end(), ids[s].begin(), ids[s].end());
       lengths_[s] += count;
     }
