@@ -18,6 +18,7 @@
 #include "backend/cpu/socket_communicator.h"
 #include "backend/tcp_link.h"
 #include "engine/engine.h"
+#include "engine/engine_requests.h"
 #include "engine/test_model.h"
 #include "model/remote_ranks.h"
 #include "model/tensor_parallel_model.h"
@@ -29,6 +30,8 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using testing::kImageToken;
 using testing::kVocab;
+using testing::text_request;
+using testing::tokens_of;
 
 // TestModel's logits, this rank's vocabulary columns only, summed over the ranks.
 class SplitTestModel final : public model::Model {
@@ -93,27 +96,6 @@ struct RemotePair {
   std::future<std::string> worker;
   std::unique_ptr<model::TensorParallelModel> tp;
 };
-
-Request text_request(std::vector<int32_t> prompt, int64_t max_tokens) {
-  Request r;
-  r.prompt = std::move(prompt);
-  r.max_tokens = max_tokens;
-  r.sampling.temperature = 0.0f;
-  r.stop.ignore_model_stop_ids = true;
-  return r;
-}
-
-std::vector<int32_t> tokens_of(const std::shared_ptr<RequestStream>& stream) {
-  std::vector<int32_t> out;
-  while (auto event = stream->next(30s)) {
-    if (event->kind == StreamEvent::Kind::kFinish) {
-      EXPECT_NE(event->reason, FinishReason::kError) << event->error;
-      break;
-    }
-    out.push_back(event->token);
-  }
-  return out;
-}
 
 TEST(TensorParallelRemoteRank, EngineGeneratesTheReferenceTokensWithARankOverTcp) {
   RemotePair pair(-1);

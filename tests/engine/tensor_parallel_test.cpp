@@ -15,6 +15,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "engine/engine.h"
+#include "engine/engine_requests.h"
 #include "engine/test_model.h"
 #include "model/tensor_parallel_model.h"
 
@@ -25,6 +26,8 @@ using namespace std::chrono_literals;
 using testing::kImageToken;
 using testing::kVocab;
 using testing::TestModel;
+using testing::text_request;
+using testing::tokens_of;
 
 // All ranks' state for the in-test collectives.
 class Rendezvous {
@@ -244,27 +247,6 @@ struct Fixture {
   TestGroup* group = nullptr;
   std::unique_ptr<model::TensorParallelModel> model;
 };
-
-Request text_request(std::vector<int32_t> prompt, int64_t max_tokens) {
-  Request r;
-  r.prompt = std::move(prompt);
-  r.max_tokens = max_tokens;
-  r.sampling.temperature = 0.0f;
-  r.stop.ignore_model_stop_ids = true;
-  return r;
-}
-
-std::vector<int32_t> tokens_of(const std::shared_ptr<RequestStream>& stream) {
-  std::vector<int32_t> out;
-  while (auto event = stream->next(20s)) {
-    if (event->kind == StreamEvent::Kind::kFinish) {
-      EXPECT_NE(event->reason, FinishReason::kError) << event->error;
-      break;
-    }
-    out.push_back(event->token);
-  }
-  return out;
-}
 
 TEST(TensorParallelDriver, EngineGeneratesTheReferenceTokensOnThreeRanks) {
   Fixture f(3);

@@ -24,24 +24,7 @@ struct LoomRun {
   std::string err;
 };
 
-// `arguments` is appended to the binary's path as shell text: quote paths with quoted().
-inline LoomRun run_loom(const std::string& arguments) {
-  ScratchDir scratch;
-  const auto err_path = scratch / "stderr";
-  const std::string command = std::string(LOOM_BINARY) + " " + arguments + " 2>'" + err_path.string() + "'";
-  LoomRun run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) run.out += buffer;
-  const int status = ::pclose(pipe);
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(err_path);
-  run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
-  return run;
-}
-
-// Any shell command (a client such as curl), collected the same way.
+// Any shell command (a client such as curl): its stdout and exit status.
 inline LoomRun run_shell(const std::string& command) {
   LoomRun run;
   FILE* pipe = ::popen(command.c_str(), "r");
@@ -50,6 +33,16 @@ inline LoomRun run_shell(const std::string& command) {
   while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) run.out += buffer;
   const int status = ::pclose(pipe);
   run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+// `arguments` is appended to the binary's path as shell text: quote paths with quoted(). Collects stderr too.
+inline LoomRun run_loom(const std::string& arguments) {
+  ScratchDir scratch;
+  const auto err_path = scratch / "stderr";
+  LoomRun run = run_shell(std::string(LOOM_BINARY) + " " + arguments + " 2>'" + err_path.string() + "'");
+  std::ifstream err(err_path);
+  run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
   return run;
 }
 
