@@ -28,7 +28,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
-using testing::kImageToken;
 using testing::kVocab;
 using testing::text_request;
 using testing::tokens_of;
@@ -107,30 +106,17 @@ TEST(TensorParallelRemoteRank, EngineGeneratesTheReferenceTokensWithARankOverTcp
     prompts.push_back(p);
   }
   // An image request too: its rows reach the worker through the step message.
-  const std::vector<int32_t> image_prompt = {5, 6, 7, kImageToken, kImageToken, kImageToken, kImageToken, 8, 9};
-  Request image_request = text_request(image_prompt, 6);
-  ImageInput image;
-  image.start = 3;
-  image.length = 4;
-  image.pixels.pixel_values = Tensor::zeros(DType::kF32, {1});
-  image.pixels.pixel_values.data_as<float>()[0] = 0.25f;
-  image.pixels.soft_tokens = 4;
-  image_request.images.push_back(std::move(image));
-  std::vector<double> keys(image_prompt.begin(), image_prompt.end());
-  for (int i = 0; i < 4; ++i) keys[3 + i] = 25.0 + i;
-  std::vector<int64_t> positions;
-  for (size_t i = 0; i < image_prompt.size(); ++i) positions.push_back(static_cast<int64_t>(i));
-  const auto image_expected = testing::reference_generate(keys, positions, 6, [](int64_t i) { return i; });
+  testing::ImageCase image = testing::image_case(6);
   {
     // Small blocks and steps: prompts span several blocks and prefill in chunks next to other sequences' decodes.
     Engine engine(std::move(pair.tp), nullptr, {.kv_tokens = 1024, .block_size = 4, .step_tokens = 16});
     std::vector<std::shared_ptr<RequestStream>> streams;
     for (const auto& p : prompts) streams.push_back(engine.submit(text_request(p, 12)));
-    auto image_stream = engine.submit(std::move(image_request));
+    auto image_stream = engine.submit(std::move(image.request));
     for (size_t i = 0; i < prompts.size(); ++i) {
       EXPECT_EQ(tokens_of(streams[i]), testing::reference_text(prompts[i], 12)) << "request " << i;
     }
-    EXPECT_EQ(tokens_of(image_stream), image_expected);
+    EXPECT_EQ(tokens_of(image_stream), image.expected);
   }
   // Unloading the model told the worker to stop.
   ASSERT_EQ(pair.worker.wait_for(30s), std::future_status::ready);

@@ -23,7 +23,6 @@ namespace loom::engine {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::kImageToken;
 using testing::kVocab;
 using testing::TestModel;
 using testing::text_request;
@@ -294,24 +293,10 @@ TEST(TensorParallelDriver, EngineGeneratesTheReferenceTokensOnThreeRanks) {
 
 TEST(TensorParallelDriver, ImageRowsReachEveryRankFromHostMemory) {
   Fixture f(2);
-  // Prompt: 3 text tokens, 4 image soft tokens, 2 text tokens. TestModel embeds image row r as 100·pixel + r.
-  std::vector<int32_t> prompt = {5, 6, 7, kImageToken, kImageToken, kImageToken, kImageToken, 8, 9};
-  Request r = text_request(prompt, 6);
-  ImageInput image;
-  image.start = 3;
-  image.length = 4;
-  image.pixels.pixel_values = Tensor::zeros(DType::kF32, {1});
-  image.pixels.pixel_values.data_as<float>()[0] = 0.25f;
-  image.pixels.soft_tokens = 4;
-  r.images.push_back(std::move(image));
-  std::vector<double> keys(prompt.begin(), prompt.end());
-  for (int i = 0; i < 4; ++i) keys[3 + i] = 25.0 + i;
-  std::vector<int64_t> positions;
-  for (size_t i = 0; i < prompt.size(); ++i) positions.push_back(static_cast<int64_t>(i));
-  const auto expected = testing::reference_generate(keys, positions, 6, [](int64_t i) { return i; });
+  testing::ImageCase image = testing::image_case(6);
 
   Engine engine(std::move(f.model), nullptr, {.kv_tokens = 256, .block_size = 4});
-  EXPECT_EQ(tokens_of(engine.submit(std::move(r))), expected);
+  EXPECT_EQ(tokens_of(engine.submit(std::move(image.request))), image.expected);
 }
 
 TEST(TensorParallelDriver, MirrorsFollowEachEngineCache) {
